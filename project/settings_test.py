@@ -1,0 +1,20 @@
+"""Settings for the test suite: the real settings with test-only defaults.
+
+DATABASE_URL and REDIS_URL still come from the environment, so the same suite runs
+on SQLite with the in-memory layer and again on PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-used-anywhere-else")
+os.environ.setdefault("PARLEY_DEMO", "true")
+os.environ.setdefault("DEMO_TOKENS_PER_SECOND", "400")
+os.environ.setdefault("REDIS_PREFIX", "parley-test")
+
+from project.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests must never leak a real key into a request.
+MINIMAX_API_KEY = ""
