@@ -1,0 +1,191 @@
+"""The one place upstream HTTP happens: client construction, timeouts, status mapping.
+
+Tests inject an ``httpx`` transport or point ``base_url`` at the loopback simulator;
+nothing patches library internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from providers.clients.errors import (
+    ProviderError,
+    RateLimitedError,
+    UpstreamConnectionError,
+    UpstreamTimeoutError,
+    redact,
+)
+from providers.clients.sse import ServerSentEvent, aiter_sse
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Separate budgets, in seconds, for each way an upstream can stall."""
+
+    connect: float = 10.0
+    first_token: float = 60.0
+    between_tokens: float = 60.0
+    total: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where and how to reach one upstream API. ``secrets`` are redacted from errors."""
+
+    base_url: str
+    headers: Mapping[str, str]
+    secrets: tuple[str, ...] = ()
+    timeouts: Timeouts = Timeouts()
+    transport: httpx.AsyncBaseTransport | None = None
+
+
+ErrorMapper = Callable[[int, Any, Mapping[str, str]], ProviderError]
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+def decode_json(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+@asynccontextmanager
+async def open_stream(
+    endpoint: Endpoint,
+    path: str,
+    body: Mapping[str, Any],
+    *,
+    map_error: ErrorMapper,
+    extra_headers: Mapping[str, str] | None = None,
+) -> AsyncIterator[httpx.Response]:
+    """POST ``body`` and yield the streaming response once its status is OK.
+
+    A non-2xx status is read, mapped through ``map_error`` and raised. Leaving the
+    context (normally, by error or by cancellation) closes the connection.
+    """
+    timeouts = endpoint.timeouts
+    timeout = httpx.Timeout(
+        connect=timeouts.connect,
+        read=max(timeouts.first_token, timeouts.between_tokens),
+        write=timeouts.connect,
+        pool=timeouts.connect,
+    )
+    headers = {**endpoint.headers, **(extra_headers or {})}
+    async with httpx.AsyncClient(
+        base_url=endpoint.base_url, timeout=timeout, transport=endpoint.transport
+    ) as client:
+        try:
+            request = client.build_request("POST", path, json=body, headers=headers)
+            response = await client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeoutError(_describe(exc, endpoint)) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamConnectionError(_describe(exc, endpoint)) from None
+        try:
+            if response.status_code >= 400:
+                raw = await response.aread()
+                raise map_error(response.status_code, decode_json(raw), response.headers)
+            yield response
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeoutError(_describe(exc, endpoint)) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamConnectionError(_describe(exc, endpoint)) from None
+        finally:
+            await response.aclose()
+
+
+async def sse_events(
+    response: httpx.Response, timeouts: Timeouts
+) -> AsyncGenerator[ServerSentEvent, None]:
+    """Decode SSE from a response, enforcing the first-token and total budgets.
+
+    The read timeout on the connection already bounds silence between events.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeouts.total
+    events = aiter_sse(response.aiter_lines())
+    first = True
+    try:
+        while True:
+            budget = min(
+                timeouts.first_token if first else timeouts.between_tokens,
+                deadline - loop.time(),
+            )
+            if budget <= 0:
+                raise UpstreamTimeoutError("The reply took longer than the total time allowed.")
+            try:
+                async with asyncio.timeout(budget):
+                    event = await anext(events)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if first:
+                    raise UpstreamTimeoutError(
+                        "The provider did not start answering in time."
+                    ) from None
+                raise UpstreamTimeoutError("The provider went silent mid-reply.") from None
+            first = False
+            yield event
+    finally:
+        await events.aclose()
+
+
+def _describe(exc: httpx.HTTPError, endpoint: Endpoint) -> str:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+    detail = redact(str(exc) or type(exc).__name__, endpoint.secrets)
+    return f"Connection to the provider {kind}: {detail}"
+
+
+def rate_limited(
+    message: str | None, headers: Mapping[str, str], **kwargs: Any
+) -> RateLimitedError:
+    return RateLimitedError(message, retry_after=parse_retry_after(headers), **kwargs)
+
+
+async def json_payloads(
+    response: httpx.Response,
+    timeouts: Timeouts,
+    *,
+    finished: Callable[[], bool],
+    grace: float = 2.0,
+) -> AsyncGenerator[Any, None]:
+    """Yield each ``data:`` payload decoded from JSON (``None`` for a malformed one).
+
+    Stops at ``[DONE]``, at EOF, or ``grace`` seconds after ``finished()`` turns true:
+    some upstreams keep the stream open after their last chunk.
+    """
+    events = sse_events(response, timeouts)
+    try:
+        while True:
+            try:
+                if finished():
+                    async with asyncio.timeout(grace):
+                        event = await anext(events)
+                else:
+                    event = await anext(events)
+            except (StopAsyncIteration, TimeoutError):
+                return
+            if not event.data:
+                continue  # comments, pings, keep-alives
+            if event.data.strip() == "[DONE]":
+                return
+            yield decode_json(event.data)
+    finally:
+        await events.aclose()

@@ -1,0 +1,76 @@
+"""Reasoning helpers shared by the OpenAI-shaped clients."""
+
+from __future__ import annotations
+
+OPEN_TAG = "<think>"
+CLOSE_TAG = "</think>"
+
+
+class ThinkTagSplitter:
+    """Split ``<think>…</think>`` reasoning out of streamed content.
+
+    Tags may be split across deltas (``…</thi`` + ``nk>``), so a suffix that could be
+    the start of a tag is held back until the next delta decides it.
+    """
+
+    def __init__(self) -> None:
+        self._in_think = False
+        self._pending = ""
+
+    def feed(self, text: str) -> list[tuple[str, str]]:
+        """Return ``(kind, text)`` pieces, kind being ``"reasoning"`` or ``"text"``."""
+        buffer = self._pending + text
+        self._pending = ""
+        pieces: list[tuple[str, str]] = []
+        while buffer:
+            tag = CLOSE_TAG if self._in_think else OPEN_TAG
+            kind = "reasoning" if self._in_think else "text"
+            position = buffer.find(tag)
+            if position >= 0:
+                if position:
+                    pieces.append((kind, buffer[:position]))
+                buffer = buffer[position + len(tag) :]
+                self._in_think = not self._in_think
+                continue
+            keep = _partial_tag_suffix(buffer, tag)
+            if keep:
+                self._pending = buffer[-keep:]
+                buffer = buffer[:-keep]
+            if buffer:
+                pieces.append((kind, buffer))
+            break
+        return pieces
+
+    def flush(self) -> list[tuple[str, str]]:
+        """End of stream: a held-back fragment was not a tag after all."""
+        if not self._pending:
+            return []
+        kind = "reasoning" if self._in_think else "text"
+        text, self._pending = self._pending, ""
+        return [(kind, text)]
+
+
+def _partial_tag_suffix(text: str, tag: str) -> int:
+    for length in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-length:]):
+            return length
+    return 0
+
+
+class SnapshotOrDelta:
+    """Turn text that arrives either as increments or as cumulative snapshots into deltas.
+
+    Some MiniMax deployments stream ``reasoning_details[].text`` incrementally, others
+    send everything so far each time: a chunk that starts with all text received so far
+    is a snapshot, and only its tail is new.
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def feed(self, chunk: str) -> str:
+        if not chunk:
+            return ""
+        delta = chunk[len(self.text) :] if self.text and chunk.startswith(self.text) else chunk
+        self.text += delta
+        return delta

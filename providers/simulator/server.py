@@ -1,0 +1,287 @@
+"""A small asyncio HTTP/1.1 server that plays the upstream APIs over loopback.
+
+Directives ride in request headers, so the real clients need no special code:
+
+- ``x-simulator-pace``: tokens per second (default: the server's setting);
+- ``x-simulator-length``: pad the answer to about this many tokens;
+- ``x-simulator-fault``: comma-separated faults, e.g. ``status=429,retry-after=2``,
+  ``break-after=5`` (drop the connection after 5 tokens), ``silence-after=5`` (stop
+  sending but keep the connection open), ``malformed-after=3`` (send a broken chunk),
+  ``base-resp=1004`` (MiniMax's HTTP 200 error shape).
+
+Tests may also queue faults with :meth:`Simulator.queue_fault`; every request is
+recorded in :attr:`Simulator.requests` so a test can check what a client sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.simulator import openai_wire
+
+MAX_BODY = 8 * 1024 * 1024
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    received_at: float = field(default_factory=time.monotonic)
+    disconnected_at: float | None = None
+    finished: bool = False
+
+
+@dataclass
+class Directives:
+    pace: float
+    length: int = 0
+    faults: dict[str, str] = field(default_factory=dict)
+
+    def fault_int(self, name: str) -> int | None:
+        value = self.faults.get(name)
+        return int(value) if value is not None and value.lstrip("-").isdigit() else None
+
+
+class Exchange:
+    """One request and the writer to answer it."""
+
+    def __init__(
+        self,
+        record: RecordedRequest,
+        directives: Directives,
+        writer: asyncio.StreamWriter,
+        disconnected: asyncio.Event,
+    ) -> None:
+        self.record = record
+        self.directives = directives
+        self.writer = writer
+        self.disconnected = disconnected
+        self.started = False
+
+    async def respond_json(
+        self, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> None:
+        body = json.dumps(payload).encode()
+        head = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        await self._head(status, {**head, **(headers or {})})
+        self.writer.write(body)
+        await self.writer.drain()
+
+    async def start_stream(self, headers: dict[str, str] | None = None) -> None:
+        await self._head(
+            200,
+            {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **(headers or {})},
+        )
+
+    async def send(self, raw: str) -> None:
+        if self.disconnected.is_set():
+            raise ConnectionResetError("client went away")
+        self.writer.write(raw.encode())
+        await self.writer.drain()
+
+    async def pause(self, tokens: int = 1) -> None:
+        """Wait as long as ``tokens`` take at the requested pace, or until the client leaves."""
+        delay = tokens / self.directives.pace
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self.disconnected.wait()
+        if self.disconnected.is_set():
+            raise ConnectionResetError("client went away")
+
+    async def _head(self, status: int, headers: dict[str, str]) -> None:
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines.append("Connection: close")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await self.writer.drain()
+        self.started = True
+
+
+Handler = Callable[[Exchange], Awaitable[None]]
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    529: "Overloaded",
+}
+
+
+class Simulator:
+    def __init__(self, *, tokens_per_second: float = 40.0) -> None:
+        self.tokens_per_second = tokens_per_second
+        self.requests: list[RecordedRequest] = []
+        self._faults: deque[str] = deque()
+        self._server: asyncio.base_events.Server | None = None
+        self.base_url = ""
+        self.routes: list[tuple[str, Handler]] = [
+            ("/chat/completions", openai_wire.chat_completions),
+        ]
+
+    def queue_fault(self, fault: str) -> None:
+        """Apply ``fault`` (header syntax) to the next request that has none of its own."""
+        self._faults.append(fault)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._server = await asyncio.start_server(self._handle, host, port)
+        bound = self._server.sockets[0].getsockname()
+        self.base_url = f"http://{bound[0]}:{bound[1]}"
+        return self.base_url
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            record = await self._read_request(reader)
+            if record is None:
+                return
+            self.requests.append(record)
+            disconnected = asyncio.Event()
+            watcher = asyncio.create_task(self._watch(reader, record, disconnected))
+            exchange = Exchange(record, self._directives(record), writer, disconnected)
+            try:
+                await self._dispatch(exchange)
+                record.finished = True
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+            finally:
+                watcher.cancel()
+        except (asyncio.IncompleteReadError, ConnectionResetError, ValueError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _watch(
+        self, reader: asyncio.StreamReader, record: RecordedRequest, event: asyncio.Event
+    ) -> None:
+        with contextlib.suppress(Exception):
+            await reader.read()
+        record.disconnected_at = time.monotonic()
+        event.set()
+
+    async def _read_request(self, reader: asyncio.StreamReader) -> RecordedRequest | None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _version = lines[0].split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        if length > MAX_BODY:
+            raise ValueError("body too large")
+        raw = await reader.readexactly(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        return RecordedRequest(
+            method=method, path=path.split("?", 1)[0], headers=headers, body=body
+        )
+
+    def _directives(self, record: RecordedRequest) -> Directives:
+        pace = self.tokens_per_second
+        with contextlib.suppress(ValueError):
+            pace = float(record.headers.get("x-simulator-pace", pace))
+        length = record.headers.get("x-simulator-length", "0")
+        raw_faults = record.headers.get("x-simulator-fault", "")
+        if not raw_faults and self._faults:
+            raw_faults = self._faults.popleft()
+        faults = {}
+        for item in raw_faults.split(","):
+            name, _, value = item.strip().partition("=")
+            if name:
+                faults[name] = value
+        return Directives(
+            pace=max(pace, 0.1), length=int(length) if length.isdigit() else 0, faults=faults
+        )
+
+    async def _dispatch(self, exchange: Exchange) -> None:
+        if exchange.record.method != "POST":
+            await exchange.respond_json(404, {"error": "not found"})
+            return
+        for suffix, handler in self.routes:
+            if exchange.record.path.endswith(suffix):
+                await handler(exchange)
+                return
+        await exchange.respond_json(404, {"error": f"no route for {exchange.record.path}"})
+
+
+class _Background:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.simulator: Simulator | None = None
+
+
+_background = _Background()
+
+
+def background_simulator(*, tokens_per_second: float = 40.0) -> Simulator:
+    """A process-wide simulator running on its own thread and event loop, started on first use."""
+    with _background.lock:
+        if _background.simulator is not None:
+            return _background.simulator
+        simulator = Simulator(tokens_per_second=tokens_per_second)
+        ready = threading.Event()
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(simulator.start())
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=run, name="parley-simulator", daemon=True).start()
+        if not ready.wait(timeout=10):
+            raise RuntimeError("the demo upstream did not start")
+        _background.simulator = simulator
+        return simulator
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Parley's offline demo upstream")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--pace", type=float, default=40.0, help="tokens per second")
+    args = parser.parse_args()
+
+    async def serve() -> None:
+        simulator = Simulator(tokens_per_second=args.pace)
+        url = await simulator.start(args.host, args.port)
+        print(f"Simulated upstream listening on {url}", flush=True)
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
