@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class User(AbstractUser):
+    # Approval is separate from is_active so a pending user can sign in and be told
+    # plainly that an admin still has to approve the account.
+    is_approved = models.BooleanField(
+        default=False, help_text="Approved users may chat. The first account is approved."
+    )
+
+
+_temperature = [MinValueValidator(0.01), MaxValueValidator(1.0)]
+_top_p = [MinValueValidator(0.01), MaxValueValidator(1.0)]
+
+
+class PersonaPreset(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    system_prompt = models.TextField(blank=True, help_text="Who the model plays and how.")
+    character_name = models.CharField(
+        max_length=80, blank=True, help_text="The model's speaker name in role-play."
+    )
+    user_persona = models.TextField(blank=True, help_text="Who the user plays.")
+    user_name = models.CharField(max_length=80, blank=True, help_text="The user's speaker name.")
+    scene = models.CharField(
+        max_length=300, blank=True, help_text="The scene, conversation or group name."
+    )
+    greeting = models.TextField(blank=True, help_text="The first message, from the persona.")
+    default_model = models.CharField(max_length=120, blank=True)
+    temperature = models.FloatField(null=True, blank=True, validators=_temperature)
+    top_p = models.FloatField(null=True, blank=True, validators=_top_p)
+    max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PersonaExample(models.Model):
+    persona = models.ForeignKey(PersonaPreset, on_delete=models.CASCADE, related_name="examples")
+    position = models.PositiveIntegerField(default=0)
+    user_text = models.TextField()
+    assistant_text = models.TextField()
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"Example {self.position} of {self.persona}"
+
+
+class Conversation(models.Model):
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=120, blank=True)
+    persona = models.ForeignKey(
+        PersonaPreset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model = models.CharField(max_length=120)
+    temperature = models.FloatField(null=True, blank=True, validators=_temperature)
+    top_p = models.FloatField(null=True, blank=True, validators=_top_p)
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.pk}"
+
+    @property
+    def display_title(self) -> str:
+        return self.title or "New chat"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        STOPPED = "stopped"
+        INTERRUPTED = "interrupted"
+        FAILED = "failed"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    reasoning = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    model = models.CharField(max_length=120, blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # What the upstream asked to get back unchanged next turn (reasoning_details, ...).
+    provider_data = models.JSONField(default=dict, blank=True)
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["conversation", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.role} message {self.pk}"
+
+    @property
+    def is_streaming(self) -> bool:
+        return self.status == self.Status.STREAMING

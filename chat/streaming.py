@@ -1,0 +1,72 @@
+"""Bookkeeping for one live reply: what arrived, what was published, what was saved."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.clients.types import Usage
+
+
+@dataclass
+class ReplyBuffer:
+    """Text arrives per token; frames and flushes read it in batches.
+
+    ``published_*`` are the lengths already sent to sockets: a snapshot shows exactly
+    that much, so deltas that follow it start where it ends.
+    """
+
+    content: str = ""
+    reasoning: str = ""
+    published_content: int = 0
+    published_reasoning: int = 0
+    saved_content: int = 0
+    saved_reasoning: int = 0
+    usage: Usage | None = None
+    finish_reason: str = ""
+    provider_data: dict[str, Any] = field(default_factory=dict)
+    first_token_at: float | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add_text(self, text: str, now: float) -> None:
+        self._mark_first(now)
+        self.content += text
+        self.changed.set()
+
+    def add_reasoning(self, text: str, now: float) -> None:
+        self._mark_first(now)
+        self.reasoning += text
+        self.changed.set()
+
+    def _mark_first(self, now: float) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = now
+
+    @property
+    def received_anything(self) -> bool:
+        return self.first_token_at is not None
+
+    @property
+    def unpublished(self) -> bool:
+        return (
+            len(self.content) > self.published_content
+            or len(self.reasoning) > self.published_reasoning
+        )
+
+    @property
+    def unsaved(self) -> bool:
+        return len(self.content) > self.saved_content or len(self.reasoning) > self.saved_reasoning
+
+    def take_deltas(self) -> tuple[tuple[int, str], tuple[int, str]]:
+        """``((offset, reasoning), (offset, text))`` not yet published, marked published."""
+        reasoning = (self.published_reasoning, self.reasoning[self.published_reasoning :])
+        content = (self.published_content, self.content[self.published_content :])
+        self.published_reasoning = len(self.reasoning)
+        self.published_content = len(self.content)
+        self.changed.clear()
+        return reasoning, content
+
+    def mark_saved(self) -> None:
+        self.saved_content = len(self.content)
+        self.saved_reasoning = len(self.reasoning)

@@ -1,0 +1,106 @@
+"""Thin views: validate input, call chat.actions or chat.access, render."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from chat import actions
+from chat.access import access_conversation, conversations_for
+from chat.forms import NewChatForm, SignUpForm
+from chat.models import Message, User
+from chat.rendering import MessageView
+from providers import registry
+
+
+def _sidebar(request: HttpRequest, active_id: int | None = None) -> dict[str, object]:
+    return {
+        "conversations": conversations_for(request.user).only("id", "title", "updated_at")[:100],
+        "active_id": active_id,
+        "new_chat_form": NewChatForm(),
+        "models_available": bool(registry.available_models()),
+    }
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "chat/home.html", _sidebar(request))
+
+
+@require_POST
+def new_chat(request: HttpRequest) -> HttpResponse:
+    form = NewChatForm(request.POST)
+    if not form.is_valid():
+        context = _sidebar(request)
+        context["new_chat_form"] = form
+        return render(request, "chat/home.html", context, status=400)
+    persona = form.cleaned_data["persona"]
+    try:
+        conversation = actions.create_conversation(
+            user=request.user,
+            persona_id=persona.pk if persona else None,
+            model_key=form.cleaned_data["model"],
+        )
+    except actions.ActionError as error:
+        messages.error(request, str(error))
+        return redirect("home")
+    return redirect("conversation", conversation_id=conversation.pk)
+
+
+def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    chat = access_conversation(request.user, conversation_id)
+    actions.reap_stale_replies(conversation_id=chat.pk)
+    option = registry.get_model(chat.model)
+    model_label = option.label if option else f"{chat.model} (unavailable)"
+    speaker = actions._speaker(chat)
+    views = [
+        MessageView.from_message(
+            message,
+            speaker=speaker if message.role == Message.Role.ASSISTANT else "",
+            model_label=model_label,
+        )
+        for message in chat.messages.all()
+    ]
+    context = _sidebar(request, chat.pk)
+    context.update(
+        {
+            "conversation": chat,
+            "messages_": views,
+            "model_label": model_label,
+            "simulated": bool(option and option.simulated),
+        }
+    )
+    return render(request, "chat/conversation.html", context)
+
+
+@login_not_required
+def signup(request: HttpRequest) -> HttpResponse:
+    first_account = not User.objects.exists()
+    if settings.SIGNUP_MODE == "closed" and not first_account:
+        return render(request, "registration/signup_closed.html", status=403)
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            user = form.save(commit=False)
+            # The first account ever created runs the place.
+            if not User.objects.exists():
+                user.is_superuser = user.is_staff = user.is_approved = True
+            else:
+                user.is_approved = settings.SIGNUP_MODE == "open"
+            user.save()
+        login(request, user)
+        return redirect("home" if user.is_approved else "pending")
+    return render(
+        request, "registration/signup.html", {"form": form, "first_account": first_account}
+    )
+
+
+def pending(request: HttpRequest) -> HttpResponse:
+    if request.user.is_approved:
+        return redirect("home")
+    return render(request, "registration/pending.html")
