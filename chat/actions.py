@@ -27,6 +27,7 @@ from chat.rendering import (
     append_messages_frame,
     delta_frame,
     replace_message_frame,
+    title_frames,
 )
 from chat.streaming import ReplyBuffer
 from providers import registry
@@ -129,7 +130,8 @@ def send_message(*, user: User, conversation_id: int, text: str) -> SentMessage:
             status=Message.Status.STREAMING,
             model=conversation.model,
         )
-        if not conversation.title:
+        titled = not conversation.title
+        if titled:
             conversation.title = _title_from(text)
         conversation.save(update_fields=["title", "updated_at"])
         speaker = _speaker(conversation)
@@ -139,6 +141,8 @@ def send_message(*, user: User, conversation_id: int, text: str) -> SentMessage:
                 MessageView.from_message(reply, speaker=speaker),
             ]
         )
+        if titled:
+            html += title_frames(conversation)
         events.publish_on_commit(
             events.conversation_group(conversation.pk),
             events.frame(html, conversation_id=conversation.pk, message_id=reply.pk),
@@ -199,14 +203,19 @@ async def stream_reply(*, reply_id: int) -> str:
         error = exc
     status = _final_status(buffer, error, stopped=stopped)
     first = buffer.first_token_at
-    await database_sync_to_async(finish_reply)(
-        reply_id=reply_id,
-        status=status,
-        buffer=buffer,
-        error=_error_text(error),
-        time_to_first_token_ms=int((first - started) * 1000) if first is not None else None,
-        duration_ms=int((loop.time() - started) * 1000),
-    )
+    try:
+        await database_sync_to_async(finish_reply)(
+            reply_id=reply_id,
+            status=status,
+            buffer=buffer,
+            error=_error_text(error),
+            time_to_first_token_ms=int((first - started) * 1000) if first is not None else None,
+            duration_ms=int((loop.time() - started) * 1000),
+        )
+    except Exception:
+        # Never leave the row streaming: that would block the conversation.
+        logger.exception("Could not store the end of reply %s", reply_id)
+        await _end_reply_plainly(reply_id, buffer, status)
     return status
 
 
@@ -356,6 +365,17 @@ async def _listen_for_control(
 
 
 @database_sync_to_async
+def _end_reply_plainly(reply_id: int, buffer: ReplyBuffer, status: str) -> None:
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        content=buffer.content,
+        reasoning=buffer.reasoning,
+        status=status if status != Message.Status.COMPLETE else Message.Status.INTERRUPTED,
+        error="The reply could not be saved completely.",
+        updated_at=timezone.now(),
+    )
+
+
+@database_sync_to_async
 def _save_partial(reply_id: int, content: str, reasoning: str) -> None:
     Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
         content=content, reasoning=reasoning, updated_at=timezone.now()
@@ -435,7 +455,7 @@ def finish_reply(
     """Store the final reply, render it once and publish it. Returns the HTML."""
     with transaction.atomic():
         reply = (
-            Message.objects.select_for_update()
+            Message.objects.select_for_update(of=("self",))
             .select_related("conversation__persona")
             .filter(pk=reply_id)
             .first()

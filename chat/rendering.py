@@ -14,7 +14,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString
 
 from chat.markdown import render_markdown
-from chat.models import Message
+from chat.models import Conversation, Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,14 @@ def delta_frame(target_id: str, *, offset: int, text: str) -> str:
             offset + len(text),
             text,
         )
+    )
+
+
+def title_frames(conversation: Conversation) -> str:
+    """The new title, in the page header and in the sidebar link."""
+    context = {"conversation": conversation, "item": conversation, "oob": True}
+    return render_to_string("chat/_title.html", context) + render_to_string(
+        "chat/_conversation_link.html", {**context, "active_id": conversation.pk}
     )
 
 
