@@ -1,0 +1,69 @@
+"""Helpers to read socket frames the way the browser's chat.js does."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from dataclasses import dataclass, field
+
+DELTA = re.compile(
+    r'<div hx-swap-oob="beforeend:#(?P<target>[\w-]+)" data-offset="(?P<offset>\d+)" '
+    r'data-end="(?P<end>\d+)">(?P<text>.*?)</div>',
+    re.S,
+)
+STREAMING_BODY = re.compile(
+    r'<div id="(?P<target>m-\d+-(?:text|reasoning))" class="[^"]*" '
+    r'data-end="(?P<end>\d+)">(?P<text>.*?)</div>',
+    re.S,
+)
+
+
+@dataclass
+class Transcript:
+    """Applies frames like the client: snapshots reset a region, deltas must be contiguous."""
+
+    regions: dict[str, str] = field(default_factory=dict)
+    frames: list[str] = field(default_factory=list)
+    gaps: int = 0
+
+    def apply(self, frame: str) -> None:
+        self.frames.append(frame)
+        for match in STREAMING_BODY.finditer(frame):
+            self.regions[match["target"]] = html.unescape(match["text"])
+        for match in DELTA.finditer(frame):
+            have = self.regions.get(match["target"], "")
+            offset, end = int(match["offset"]), int(match["end"])
+            if end <= len(have):
+                continue
+            if offset != len(have):
+                self.gaps += 1
+                continue
+            self.regions[match["target"]] = have + html.unescape(match["text"])
+
+    def text(self, message_id: int, kind: str = "text") -> str:
+        return self.regions.get(f"m-{message_id}-{kind}", "")
+
+
+async def receive_until(
+    communicator, predicate, transcript: Transcript | None = None, within=10.0
+) -> str:
+    """Read frames until one satisfies ``predicate``; return that frame."""
+    async with asyncio.timeout(within):
+        while True:
+            frame = await communicator.receive_from(timeout=within)
+            if transcript is not None:
+                transcript.apply(frame)
+            if predicate(frame):
+                return frame
+
+
+def is_final(message_id: int):
+    def check(frame: str) -> bool:
+        return f'id="m-{message_id}"' in frame and 'data-status="streaming"' not in frame
+
+    return check
+
+
+def has_delta(frame: str) -> bool:
+    return DELTA.search(frame) is not None

@@ -1,0 +1,84 @@
+import pytest
+
+from chat.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+def _sign_up(client, username="ada", password="a-long-passphrase-9"):
+    return client.post(
+        "/signup/", {"username": username, "password1": password, "password2": password}
+    )
+
+
+def test_the_first_account_becomes_the_admin(client):
+    response = _sign_up(client)
+    assert response.status_code == 302 and response["Location"] == "/"
+    user = User.objects.get(username="ada")
+    assert user.is_superuser and user.is_staff and user.is_approved
+
+
+def test_later_sign_ups_wait_for_approval_by_default(client, owner):
+    response = _sign_up(client, "bob")
+    assert response["Location"] == "/pending/"
+    assert not User.objects.get(username="bob").is_approved
+    page = client.get("/", follow=True)
+    assert page.status_code == 200
+    assert b"Waiting for approval" in page.content
+
+
+def test_a_pending_user_sees_the_pending_page_everywhere(client_for, outsider, conversation):
+    client = client_for(outsider)
+    for path in ("/", f"/c/{conversation.pk}/"):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"] == "/pending/"
+
+
+def test_open_sign_up_approves_at_once(client, owner, settings):
+    settings.SIGNUP_MODE = "open"
+    response = _sign_up(client, "carol")
+    assert response["Location"] == "/"
+    assert User.objects.get(username="carol").is_approved
+
+
+def test_closed_sign_up_refuses_new_accounts(client, owner, settings):
+    settings.SIGNUP_MODE = "closed"
+    response = _sign_up(client, "dave")
+    assert response.status_code == 403
+    assert b"Sign-up is closed" in response.content
+    assert not User.objects.filter(username="dave").exists()
+
+
+def test_closed_sign_up_still_lets_the_first_admin_in(client, settings):
+    settings.SIGNUP_MODE = "closed"
+    assert _sign_up(client).status_code == 302
+    assert User.objects.get().is_superuser
+
+
+def test_a_bad_sign_up_shows_errors_and_creates_nothing(client):
+    response = client.post("/signup/", {"username": "x", "password1": "a", "password2": "b"})
+    assert response.status_code == 200
+    assert b'role="alert"' in response.content
+    assert not User.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/", "/c/1/", "/admin/"])
+def test_pages_require_sign_in(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
+
+
+def test_log_in_and_log_out(client, owner):
+    response = client.post("/login/", {"username": "owner", "password": "s3cret-pass-word"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
+    client.post("/logout/")
+    assert client.get("/").status_code == 302
+
+
+def test_login_form_has_the_accessible_names(client):
+    html = client.get("/login/").content.decode()
+    assert '<label for="id_username">Username</label>' in html
+    assert '<label for="id_password">Password</label>' in html
+    assert ">Log in</button>" in html

@@ -1,0 +1,150 @@
+"""A person's path through Parley in Chromium, against real daphne processes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.live import daphne, e2e_database, migrate, server_env
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STREAMING_TEXT = ".message.assistant.status-streaming .streaming-text"
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """One server; two sharing the database and Redis when the run has Redis."""
+    with e2e_database(tmp_path) as database_url:
+        env = server_env(database_url)
+        migrate(env)
+        with daphne(env, tmp_path / "daphne-a.log") as first:
+            if os.environ.get("REDIS_URL"):
+                with daphne(env, tmp_path / "daphne-b.log") as second:
+                    yield first, second
+            else:
+                yield first, first
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def _sign_up(page, base_url):
+    page.goto(f"{base_url}/signup/")
+    page.get_by_label("Username").fill("ada")
+    page.get_by_label("Password", exact=True).fill("a-long-passphrase-9")
+    page.get_by_label("Confirm password").fill("a-long-passphrase-9")
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(f"{base_url}/")
+
+
+def test_sign_up_chat_watch_it_stream_reload_and_resume(servers, browser, tmp_path):
+    base_url, other_url = servers
+    context = browser.new_context()
+    page = context.new_page()
+    _sign_up(page, base_url)
+
+    page.get_by_label("Persona").select_option(label="Captain Mara Voss")
+    page.get_by_label("Model").select_option(label="Offline demo (simulated replies)")
+    page.get_by_role("button", name="New chat").click()
+    page.wait_for_url("**/c/*/")
+    conversation_path = page.url.removeprefix(base_url)
+    assert page.get_by_text("Simulated", exact=True).is_visible()
+    page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
+    page.wait_for_timeout(300)  # let the socket open
+
+    # A second tab, served by the other process when there are two.
+    watcher = context.new_page()
+    watcher.goto(f"{other_url}{conversation_path}")
+    watcher.wait_for_timeout(300)
+
+    page.bring_to_front()  # background tabs throttle the polling that times this
+    page.get_by_label("Message").fill("Captain, what's our heading?")
+    sent_at = time.monotonic()
+    page.get_by_label("Message").press("Enter")
+    page.wait_for_function(
+        "document.querySelector('.status-streaming .thinking-body')?.textContent.length > 0"
+    )
+    first_token_ms = (time.monotonic() - sent_at) * 1000
+    page.wait_for_function(
+        f"(() => {{ const el = document.querySelector('{STREAMING_TEXT}'); "
+        "return el && el.textContent.length > 0; })"
+    )
+    first_answer_ms = (time.monotonic() - sent_at) * 1000
+    print(
+        f"\nSend → first token on the page (reasoning): {first_token_ms:.0f} ms; "
+        f"first answer token: {first_answer_ms:.0f} ms (simulator at 30 tokens/s)"
+    )
+    assert page.get_by_role("button", name="Stop").is_visible()
+    assert (
+        page.locator(".status-streaming .thinking-body").text_content().startswith("The user wrote")
+    )
+
+    # The second tab follows the stream live.
+    watcher.wait_for_function(
+        f"(() => {{ const el = document.querySelector('{STREAMING_TEXT}'); "
+        "return el && el.textContent.length > 0; })"
+    )
+
+    # Reload mid-stream: stored text plus the live tail, no gap, no duplicate.
+    page.bring_to_front()
+    page.wait_for_function(f"document.querySelector('{STREAMING_TEXT}').textContent.length > 60")
+    page.reload()
+    page.wait_for_function(
+        f"(() => {{ const el = document.querySelector('{STREAMING_TEXT}'); "
+        "return el && el.textContent.includes('What this reply shows off'); })"
+    )
+    resumed = page.locator(STREAMING_TEXT).text_content()
+    assert resumed.count("You said:") == 1
+
+    page.wait_for_selector(".message.assistant.status-complete pre code", timeout=30_000)
+    reply = page.locator(".message.assistant").last.text_content()
+    assert reply.count("You said:") == 1 and reply.count("Received:") == 1
+    watcher.wait_for_selector(".message.assistant.status-complete pre code", timeout=30_000)
+    page.screenshot(path=str(tmp_path / "finished.png"))
+
+    page.reload()
+    final = page.locator(".message.assistant").last
+    assert "Captain, what's our heading?" in final.text_content()
+    assert final.locator("pre code").count() == 1
+
+
+def test_stop_keeps_the_partial_reply_in_the_page(servers, browser):
+    base_url, _ = servers
+    page = browser.new_page()
+    _sign_up(page, base_url)
+    page.get_by_role("button", name="New chat").click()
+    page.wait_for_url("**/c/*/")
+    page.wait_for_timeout(300)
+    page.get_by_label("Message").fill("Tell me a long story")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_function(f"document.querySelector('{STREAMING_TEXT}')?.textContent.length > 20")
+    page.get_by_role("button", name="Stop").click()
+    stopped = page.locator(".message.assistant.status-stopped")
+    stopped.wait_for(timeout=5_000)
+    assert "stopped" in stopped.text_content()
+    assert "Received:" not in stopped.text_content()
+    assert not page.get_by_role("button", name="Stop").is_visible()
+    page.reload()
+    assert page.locator(".message.assistant.status-stopped .markdown").text_content().strip()

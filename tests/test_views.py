@@ -1,0 +1,117 @@
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chat import actions
+from chat.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db
+
+
+def test_owner_sees_the_conversation_with_the_greeting(client_for, owner, conversation):
+    response = client_for(owner).get(f"/c/{conversation.pk}/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "re the new navigator? Good." in html
+    assert 'ws-connect="/ws/c/' in html
+    assert 'aria-live="polite"' in html
+    assert "Offline demo (simulated replies)" in html and "Simulated" in html
+
+
+@pytest.mark.parametrize("who", ["teammate", "outsider_anonymous"])
+def test_others_get_404(client_for, teammate, conversation, who):
+    client = client_for(teammate) if who == "teammate" else client_for(None)
+    response = client.get(f"/c/{conversation.pk}/")
+    assert response.status_code == (404 if who == "teammate" else 302)
+
+
+def test_missing_conversation_is_404(client_for, owner):
+    assert client_for(owner).get("/c/999999/").status_code == 404
+
+
+def test_new_chat_starts_a_conversation_with_persona_and_model(client_for, owner, persona):
+    response = client_for(owner).post(
+        "/c/new/", {"persona": persona.pk, "model": "demo:MiniMax-M2.7"}
+    )
+    conversation = Conversation.objects.get(owner=owner)
+    assert response["Location"] == f"/c/{conversation.pk}/"
+    assert conversation.persona == persona and conversation.model == "demo:MiniMax-M2.7"
+    assert conversation.temperature == persona.temperature
+    greeting = conversation.messages.get()
+    assert greeting.role == "assistant" and greeting.content == persona.greeting
+
+
+def test_new_chat_with_an_unknown_model_is_refused_clearly(client_for, owner):
+    response = client_for(owner).post("/c/new/", {"model": "nope:nothing"})
+    assert response.status_code == 400
+    assert not Conversation.objects.exists()
+
+
+def test_sidebar_lists_conversations_newest_first(client_for, owner):
+    first = actions.create_conversation(user=owner, persona_id=None, model_key="demo:MiniMax-M2.7")
+    second = actions.create_conversation(user=owner, persona_id=None, model_key="demo:MiniMax-M2.7")
+    Conversation.objects.filter(pk=first.pk).update(title="Older")
+    Conversation.objects.filter(pk=second.pk).update(title="Newer")
+    html = client_for(owner).get("/").content.decode()
+    assert html.index("Newer") < html.index("Older")
+
+
+def test_sidebar_hides_other_peoples_conversations(client_for, owner, teammate, conversation):
+    Conversation.objects.filter(pk=conversation.pk).update(title="Owner's secret plan")
+    html = client_for(teammate).get("/").content.decode()
+    assert "secret plan" not in html
+
+
+def test_chat_page_has_the_accessible_controls(client_for, owner, conversation):
+    html = client_for(owner).get(f"/c/{conversation.pk}/").content.decode()
+    assert '<label for="composer-input" class="visually-hidden">Message</label>' in html
+    assert ">Send</button>" in html and ">Stop</button>" in html
+    assert '<label for="new-chat-persona">Persona</label>' in html
+    assert '<label for="new-chat-model">Model</label>' in html
+    assert ">New chat</button>" in html
+
+
+def test_conversation_page_query_count_does_not_grow_with_messages(client_for, owner, conversation):
+    client = client_for(owner)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(f"/c/{conversation.pk}/").status_code == 200
+        return len(queries)
+
+    baseline = count()
+    Message.objects.bulk_create(
+        Message(conversation=conversation, role=role, content=f"message {i}")
+        for i, role in enumerate(["user", "assistant"] * 20)
+    )
+    assert count() == baseline
+
+
+def test_reply_markdown_is_rendered_safely(client_for, owner, conversation):
+    Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        content="**bold** <script>alert(1)</script> [x](javascript:alert(1))",
+    )
+    html = client_for(owner).get(f"/c/{conversation.pk}/").content.decode()
+    assert "<strong>bold</strong>" in html
+    assert "<script>alert(1)</script>" not in html
+    assert 'href="javascript:' not in html
+
+
+def test_the_shipped_personas_include_a_full_role_play_persona():
+    from chat.models import PersonaPreset
+
+    mara = PersonaPreset.objects.get(name="Captain Mara Voss")
+    filled = [
+        mara.system_prompt,
+        mara.character_name,
+        mara.user_persona,
+        mara.user_name,
+        mara.scene,
+        mara.greeting,
+        mara.default_model,
+    ]
+    assert all(filled) and mara.examples.count() == 2
+    assert mara.temperature and mara.top_p and mara.max_output_tokens
+    assert PersonaPreset.objects.count() >= 3
