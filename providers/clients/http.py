@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import httpx
@@ -47,6 +49,14 @@ class Endpoint:
 
 
 ErrorMapper = Callable[[int, Any, Mapping[str, str]], ProviderError]
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    # Building a context loads the CA bundle (~40 ms): do it once per process, not per reply.
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -89,7 +99,10 @@ async def open_stream(
     )
     headers = {**endpoint.headers, **(extra_headers or {})}
     async with httpx.AsyncClient(
-        base_url=endpoint.base_url, timeout=timeout, transport=endpoint.transport
+        base_url=endpoint.base_url,
+        timeout=timeout,
+        transport=endpoint.transport,
+        verify=_tls_context(),
     ) as client:
         try:
             request = client.build_request("POST", path, json=body, headers=headers)

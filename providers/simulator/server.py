@@ -138,7 +138,8 @@ class Simulator:
         ]
 
     def queue_fault(self, fault: str) -> None:
-        """Apply ``fault`` (header syntax) to the next request that has none of its own."""
+        """Apply ``fault`` (header syntax, ``length=N`` allowed too) to the next request
+        that brings none of its own."""
         self._faults.append(fault)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -171,6 +172,8 @@ class Simulator:
                 watcher.cancel()
         except (asyncio.IncompleteReadError, ConnectionResetError, ValueError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is closing; this connection ends here
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -218,6 +221,7 @@ class Simulator:
             name, _, value = item.strip().partition("=")
             if name:
                 faults[name] = value
+        length = faults.pop("length", length)  # a queued "length=500" pads the answer too
         return Directives(
             pace=max(pace, 0.1), length=int(length) if length.isdigit() else 0, faults=faults
         )
