@@ -134,7 +134,7 @@ def send_message(*, user: User, conversation_id: int, text: str) -> SentMessage:
         if titled:
             conversation.title = _title_from(text)
         conversation.save(update_fields=["title", "updated_at"])
-        speaker = _speaker(conversation)
+        speaker = speaker_for(conversation)
         html = append_messages_frame(
             [
                 MessageView.from_message(user_message),
@@ -155,7 +155,7 @@ def _title_from(text: str) -> str:
     return line if len(line) <= 60 else line[:59].rstrip() + "…"
 
 
-def _speaker(conversation: Conversation) -> str:
+def speaker_for(conversation: Conversation) -> str:
     persona = conversation.persona
     if persona is None:
         return "Assistant"
@@ -423,7 +423,7 @@ def _load_reply_context(reply_id: int) -> ReplyContext | None:
             top_p=conversation.top_p,
             max_output_tokens=conversation.max_output_tokens,
         ),
-        speaker=_speaker(conversation),
+        speaker=speaker_for(conversation),
     )
 
 
@@ -487,7 +487,9 @@ def _publish_replacement(reply: Message) -> str:
     conversation = reply.conversation
     option = registry.get_model(conversation.model)
     view = MessageView.from_message(
-        reply, speaker=_speaker(conversation), model_label=option.label if option else reply.model
+        reply,
+        speaker=speaker_for(conversation),
+        model_label=option.label if option else reply.model,
     )
     html = replace_message_frame(view)
     events.publish_on_commit(
@@ -544,7 +546,7 @@ def latest_reply_html(*, conversation_id: int) -> str:
     return replace_message_frame(
         MessageView.from_message(
             reply,
-            speaker=_speaker(reply.conversation),
+            speaker=speaker_for(reply.conversation),
             model_label=option.label if option else reply.model,
         )
     )

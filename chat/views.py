@@ -57,7 +57,7 @@ def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
     actions.reap_stale_replies(conversation_id=chat.pk)
     option = registry.get_model(chat.model)
     model_label = option.label if option else f"{chat.model} (unavailable)"
-    speaker = actions._speaker(chat)
+    speaker = actions.speaker_for(chat)
     views = [
         MessageView.from_message(
             message,

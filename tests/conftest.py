@@ -8,7 +8,6 @@ skip and say why; under CI=true a missing service fails the run instead.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
@@ -177,7 +176,3 @@ async def connect() -> AsyncIterator[object]:
 def fast_frames(settings):  # type: ignore[no-untyped-def]
     settings.REPLY_FRAME_INTERVAL = 0.02
     return settings
-
-
-def has_chromium() -> bool:
-    return shutil.which(CHROMIUM) is not None

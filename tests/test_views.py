@@ -115,3 +115,36 @@ def test_the_shipped_personas_include_a_full_role_play_persona():
     assert all(filled) and mara.examples.count() == 2
     assert mara.temperature and mara.top_p and mara.max_output_tokens
     assert PersonaPreset.objects.count() >= 3
+
+
+def test_a_reply_whose_process_died_is_marked_interrupted(
+    client_for, owner, conversation, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    reply = Message.objects.create(
+        conversation=conversation, role="assistant", status="streaming", content="Half a"
+    )
+    Message.objects.filter(pk=reply.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.REPLY_STALE_AFTER + 5)
+    )
+    html = client_for(owner).get(f"/c/{conversation.pk}/").content.decode()
+    reply.refresh_from_db()
+    assert reply.status == "interrupted" and reply.content == "Half a"
+    assert "server restarted" in html
+
+
+def test_sending_to_a_conversation_whose_model_is_gone_is_refused(owner, conversation):
+    Conversation.objects.filter(pk=conversation.pk).update(model="minimax:MiniMax-M2.7")
+    with pytest.raises(actions.ActionError, match="no longer available"):
+        actions.send_message(user=owner, conversation_id=conversation.pk, text="Hello?")
+    assert not conversation.messages.filter(role="user").exists()
+
+
+def test_a_teammate_cannot_send_into_someone_elses_conversation(teammate, conversation):
+    from django.http import Http404
+
+    with pytest.raises(Http404):
+        actions.send_message(user=teammate, conversation_id=conversation.pk, text="Hi")
