@@ -7,10 +7,11 @@ PROTOCOLS.md part A is handled here, once.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
+from providers.clients.base import HttpChatClient
 from providers.clients.errors import (
     AuthenticationError,
     ContentFilteredError,
@@ -24,12 +25,15 @@ from providers.clients.errors import (
     UpstreamConnectionError,
     UpstreamTimeoutError,
 )
-from providers.clients.http import parse_retry_after
+from providers.clients.http import json_payloads, parse_retry_after
+from providers.clients.persona import folded_messages, native_messages, uses_extra_roles
 from providers.clients.thinking import SnapshotOrDelta, ThinkTagSplitter
 from providers.clients.types import (
     ChatMessage,
+    ChatRequest,
     Finish,
     FinishReason,
+    Notice,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
@@ -161,30 +165,50 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def assistant_message(message: ChatMessage, *, reasoning_split: bool) -> dict[str, Any]:
-    """The previous assistant turn, sent back the way MiniMax asks: unchanged."""
+def assistant_message(message: ChatMessage) -> dict[str, Any]:
+    """The previous assistant turn, sent back the way MiniMax asks: unchanged.
+
+    The parser kept the exact message the API produced; a reply that never finished
+    (stopped, interrupted) is rebuilt from its text and reasoning.
+    """
+    kept = message.provider_data.get("assistant_message")
+    if isinstance(kept, dict):
+        return dict(kept)
     out: dict[str, Any] = {"role": "assistant", "content": message.content}
-    details = message.provider_data.get("reasoning_details")
-    if reasoning_split and details:
-        out["reasoning_details"] = details
-    elif message.reasoning:
-        if reasoning_split:
-            out["reasoning_details"] = [
-                {"type": "reasoning.text", "text": message.reasoning, "index": 0}
-            ]
-        else:
-            out["content"] = f"<think>\n{message.reasoning}\n</think>\n\n{message.content}"
+    if message.reasoning:
+        out["reasoning_details"] = [
+            {"type": "reasoning.text", "text": message.reasoning, "index": 0}
+        ]
     return out
 
 
-class ChunkParser:
-    """Turns decoded ``chat.completion.chunk`` payloads into stream events."""
+ErrorHook = Callable[[Mapping[str, Any]], ProviderError | None]
 
-    def __init__(self) -> None:
+
+def minimax_payload_error(payload: Mapping[str, Any]) -> ProviderError | None:
+    error = base_resp_error(payload)
+    if error is None and payload.get("error"):
+        error = minimax_error(200, payload, {})
+    return error
+
+
+class ChunkParser:
+    """Turns decoded ``chat.completion.chunk`` payloads into stream events.
+
+    It also keeps the assistant message exactly as the API produced it, for the next
+    turn: ``reasoning_details``, inline ``<think>`` content or ``reasoning_content``.
+    """
+
+    def __init__(self, *, payload_error: ErrorHook = minimax_payload_error) -> None:
+        self._payload_error = payload_error
         self._think = ThinkTagSplitter()
         self._details: dict[int, SnapshotOrDelta] = {}
         self._details_meta: dict[int, dict[str, Any]] = {}
         self._reasoning_source: str | None = None
+        self._reasoning_content: list[str] = []
+        self._raw_content: list[str] = []
+        self._text: list[str] = []
+        self._tool_calls: dict[int, dict[str, Any]] = {}
         self._usage: Usage | None = None
         self._finish_raw: str | None = None
         self.streamed_text = False
@@ -198,19 +222,16 @@ class ChunkParser:
         if not isinstance(payload, dict):
             self.malformed_chunks += 1
             return
-        error = base_resp_error(payload)
+        error = self._payload_error(payload)
         if error is not None:
             raise error
-        if "error" in payload and payload.get("error"):
-            raise minimax_error(200, payload, {})
-        usage = _usage(payload.get("usage"))
-        if usage is not None:
-            # Usage is cumulative (Workers AI's last native frame included): replace.
-            self._usage = usage
+        self._take_usage(payload.get("usage"))
         if payload.get("object") == "chat.completion":
             yield from self._whole_completion(payload)
             return
         if "response" in payload and "choices" not in payload:
+            # Workers AI's native frame: older models stream text in it; for this
+            # model it carries only the cumulative usage at the end.
             text = payload.get("response")
             if isinstance(text, str) and text and not self.finished:
                 yield from self._content(text)
@@ -226,7 +247,7 @@ class ChunkParser:
         if not isinstance(delta, dict):
             self.malformed_chunks += 1
             return
-        finish = choice.get("finish_reason")
+        finish = choice.get("native_finish_reason") or choice.get("finish_reason")
         if self.finished:
             return  # a second finish chunk: its text repeats or is stray
         yield from self._reasoning(delta)
@@ -236,14 +257,18 @@ class ChunkParser:
                 pass  # stray "\n<think>\n" riding on a finish chunk
             else:
                 yield from self._content(content)
-        yield from self._tool_calls(delta.get("tool_calls"))
+        yield from self._take_tool_calls(delta.get("tool_calls"))
         if isinstance(finish, str) and finish and finish != "null":
             self._finish_raw = finish
 
     def close(self) -> Iterator[StreamEvent]:
         """End of stream (``[DONE]``, EOF or quiet after the finish chunk)."""
         for kind, text in self._think.flush():
-            yield ReasoningDelta(text) if kind == "reasoning" else TextDelta(text)
+            if kind == "reasoning":
+                yield ReasoningDelta(text)
+            else:
+                self._text.append(text)
+                yield TextDelta(text)
         if self._usage is not None:
             yield UsageReport(self._usage)
         if self._finish_raw is None:
@@ -252,24 +277,39 @@ class ChunkParser:
                     "The provider's stream ended before the reply finished."
                 )
             raise ProtocolError("The provider's stream ended without a reply.")
-        provider_data: dict[str, Any] = {}
-        if self._details:
-            provider_data["reasoning_details"] = [
-                {**self._details_meta[index], "text": tracker.text}
-                for index, tracker in sorted(self._details.items())
-            ]
         yield Finish(
             _FINISH_REASONS.get(self._finish_raw, "unknown"),
             raw_reason=self._finish_raw,
-            provider_data=provider_data,
+            provider_data={"assistant_message": self._assistant_message()},
         )
 
+    def _assistant_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant"}
+        if self._reasoning_source == "inline":
+            message["content"] = "".join(self._raw_content)
+        else:
+            message["content"] = "".join(self._text)
+        if self._reasoning_source == "details":
+            message["reasoning_details"] = [
+                {**self._details_meta[index], "text": tracker.text}
+                for index, tracker in sorted(self._details.items())
+            ]
+        elif self._reasoning_source == "content":
+            message["reasoning_content"] = "".join(self._reasoning_content)
+        if self._tool_calls:
+            message["tool_calls"] = [self._tool_calls[i] for i in sorted(self._tool_calls)]
+        return message
+
     def _content(self, text: str) -> Iterator[StreamEvent]:
+        self._raw_content.append(text)
         for kind, piece in self._think.feed(text):
+            self.streamed_text = True
             if kind == "reasoning":
+                self._reasoning_source = self._reasoning_source or "inline"
                 yield ReasoningDelta(piece)
             else:
                 self.streamed_text = True
+                self._text.append(piece)
                 yield TextDelta(piece)
 
     def _reasoning(self, delta: Mapping[str, Any]) -> Iterator[StreamEvent]:
@@ -292,10 +332,11 @@ class ChunkParser:
         reasoning = delta.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning and self._reasoning_source != "details":
             self._reasoning_source = "content"
+            self._reasoning_content.append(reasoning)
             self.streamed_text = True
             yield ReasoningDelta(reasoning)
 
-    def _tool_calls(self, calls: Any) -> Iterator[StreamEvent]:
+    def _take_tool_calls(self, calls: Any) -> Iterator[StreamEvent]:
         if not isinstance(calls, list):
             return
         for position, call in enumerate(calls):
@@ -304,12 +345,29 @@ class ChunkParser:
             raw_function = call.get("function")
             function: dict[str, Any] = raw_function if isinstance(raw_function, dict) else {}
             index = _int(call.get("index"))
-            yield ToolCallDelta(
+            event = ToolCallDelta(
                 index=position if index is None else index,
                 id=_text(call.get("id")),
                 name=_text(function.get("name")),
                 arguments=function.get("arguments") or "",
             )
+            kept = self._tool_calls.setdefault(
+                event.index,
+                {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+            )
+            kept["id"] = event.id or kept["id"]
+            kept["function"]["name"] = event.name or kept["function"]["name"]
+            kept["function"]["arguments"] += event.arguments
+            yield event
+
+    def _take_usage(self, raw: Any) -> None:
+        usage = _usage(raw)
+        if usage is None:
+            return
+        # Usage arrives as zeros early, as increments (Workers AI) or cumulatively; the
+        # largest total is the real one, and increments are never added up.
+        if self._usage is None or _total(usage) >= _total(self._usage):
+            self._usage = usage
 
     def _whole_completion(self, payload: Mapping[str, Any]) -> Iterator[StreamEvent]:
         """A whole ``chat.completion`` object, as a last frame or a non-streamed answer."""
@@ -324,10 +382,14 @@ class ChunkParser:
                 content = message.get("content")
                 if isinstance(content, str) and content:
                     yield from self._content(content)
-                yield from self._tool_calls(message.get("tool_calls"))
-        finish = choice.get("finish_reason")
+                yield from self._take_tool_calls(message.get("tool_calls"))
+        finish = choice.get("native_finish_reason") or choice.get("finish_reason")
         if not self.finished and isinstance(finish, str) and finish:
             self._finish_raw = finish
+
+
+def _total(usage: Usage) -> int:
+    return usage.input_tokens + usage.output_tokens
 
 
 def _usage(raw: Any) -> Usage | None:
@@ -361,3 +423,105 @@ async def parse_stream(
                 yield event
     for event in parser.close():
         yield event
+
+
+class OpenAIShapedClient(HttpChatClient):
+    """Chat completions as MiniMax, Cloudsway and Workers AI speak them.
+
+    With ``native_roles`` the persona uses MiniMax's role-play roles. Because M2-her has
+    been seen to answer HTTP 500 when those roles are present, a 500 before any output
+    is retried once with the persona folded into the system prompt, and says so.
+    """
+
+    max_tokens_field = "max_completion_tokens"
+    native_roles = False
+    reasoning_split = True
+
+    def build_messages(self, request: ChatRequest, *, native: bool) -> list[dict[str, Any]]:
+        persona = request.persona
+        messages = native_messages(persona) if native else folded_messages(persona)
+        for message in request.messages:
+            if message.role == "assistant":
+                messages.append(assistant_message(message))
+            else:
+                user: dict[str, Any] = {"role": "user", "content": message.content}
+                if native and persona.user_name:
+                    user["name"] = persona.user_name
+                messages.append(user)
+        return messages
+
+    def build_body(
+        self, request: ChatRequest, *, stream: bool, native: bool | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": self.build_messages(
+                request, native=self.native_roles if native is None else native
+            ),
+            "stream": stream,
+        }
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        if self.reasoning_split:
+            body["reasoning_split"] = True
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.max_output_tokens is not None:
+            body[self.max_tokens_field] = request.max_output_tokens
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.tools:
+            body["tools"] = [dict(tool) for tool in request.tools]
+        if request.tool_choice is not None:
+            body["tool_choice"] = request.tool_choice
+        return body
+
+    def map_error(self, status: int, body: Any, headers: Mapping[str, str]) -> ProviderError:
+        return minimax_error(status, body, headers)
+
+    def new_parser(self) -> ChunkParser:
+        return ChunkParser()
+
+    async def parse_stream(
+        self, response: Any, request: ChatRequest
+    ) -> AsyncGenerator[StreamEvent, None]:
+        parser = self.new_parser()
+        payloads = json_payloads(
+            response,
+            self.endpoint.timeouts,
+            finished=lambda: parser.finished,
+            grace=self.finish_grace,
+        )
+        events = parse_stream(payloads, parser)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    def parse_whole(self, payload: Any, request: ChatRequest) -> list[StreamEvent]:
+        if not isinstance(payload, dict):
+            raise ProtocolError("The provider answered with something other than JSON.")
+        parser = self.new_parser()
+        return [*parser.feed(payload), *parser.close()]
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        native = self.native_roles and uses_extra_roles(request.persona)
+        produced = False
+        try:
+            async for event in self._stream_body(request, self.build_body(request, stream=True)):
+                produced = True
+                yield event
+            return
+        except OverloadedError as error:
+            if produced or not native or error.status != 500:
+                raise
+        yield Notice(
+            f"{request.model} answered HTTP 500 to the role-play roles, so Parley asked "
+            "again with the persona folded into the system prompt."
+        )
+        body = self.build_body(request, stream=True, native=False)
+        async for event in self._stream_body(request, body):
+            yield event

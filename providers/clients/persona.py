@@ -66,3 +66,8 @@ def _named(message: dict[str, Any], name: str) -> dict[str, Any]:
     if name:
         message["name"] = name
     return message
+
+
+def uses_extra_roles(persona: Persona) -> bool:
+    """Whether :func:`native_messages` would send any role beyond system/user/assistant."""
+    return bool(persona.user_persona or persona.scene or persona.examples)

@@ -10,12 +10,17 @@ class ThinkTagSplitter:
     """Split ``<think>…</think>`` reasoning out of streamed content.
 
     Tags may be split across deltas (``…</thi`` + ``nk>``), so a suffix that could be
-    the start of a tag is held back until the next delta decides it.
+    the start of a tag is held back until the next delta decides it. The newlines that
+    pad the tags are not part of the reasoning or the answer, so whitespace at the edges
+    of a think block (and right after it) is dropped, even across deltas.
     """
 
     def __init__(self) -> None:
         self._in_think = False
         self._pending = ""
+        self._reasoning_started = False
+        self._held_space = ""
+        self._after_think = False
 
     def feed(self, text: str) -> list[tuple[str, str]]:
         """Return ``(kind, text)`` pieces, kind being ``"reasoning"`` or ``"text"``."""
@@ -24,30 +29,56 @@ class ThinkTagSplitter:
         pieces: list[tuple[str, str]] = []
         while buffer:
             tag = CLOSE_TAG if self._in_think else OPEN_TAG
-            kind = "reasoning" if self._in_think else "text"
             position = buffer.find(tag)
             if position >= 0:
-                if position:
-                    pieces.append((kind, buffer[:position]))
+                self._emit(buffer[:position], pieces)
                 buffer = buffer[position + len(tag) :]
-                self._in_think = not self._in_think
+                self._switch()
                 continue
             keep = _partial_tag_suffix(buffer, tag)
             if keep:
                 self._pending = buffer[-keep:]
                 buffer = buffer[:-keep]
-            if buffer:
-                pieces.append((kind, buffer))
+            self._emit(buffer, pieces)
             break
         return pieces
 
     def flush(self) -> list[tuple[str, str]]:
         """End of stream: a held-back fragment was not a tag after all."""
-        if not self._pending:
-            return []
-        kind = "reasoning" if self._in_think else "text"
+        pieces: list[tuple[str, str]] = []
         text, self._pending = self._pending, ""
-        return [(kind, text)]
+        self._emit(text, pieces)
+        return pieces
+
+    def _switch(self) -> None:
+        if self._in_think:
+            self._held_space = ""  # whitespace before </think> pads the tag
+            self._after_think = True
+        else:
+            self._reasoning_started = False
+        self._in_think = not self._in_think
+
+    def _emit(self, text: str, pieces: list[tuple[str, str]]) -> None:
+        if not text:
+            return
+        if self._in_think:
+            if not self._reasoning_started:
+                text = text.lstrip()
+                if not text:
+                    return
+                self._reasoning_started = True
+            text = self._held_space + text
+            stripped = text.rstrip()
+            self._held_space = text[len(stripped) :]
+            if stripped:
+                pieces.append(("reasoning", stripped))
+            return
+        if self._after_think:
+            text = text.lstrip()
+            if not text:
+                return
+            self._after_think = False
+        pieces.append(("text", text))
 
 
 def _partial_tag_suffix(text: str, tag: str) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -50,6 +50,53 @@ class ChatRequest:
     top_p: float | None = None
     max_output_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    n: int = 1
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A parameter's documented range, e.g. temperature ``0 < t <= 1``."""
+
+    minimum: float
+    maximum: float
+    min_exclusive: bool = False
+    default: float | None = None
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, int | float):
+            return False
+        above = value > self.minimum if self.min_exclusive else value >= self.minimum
+        return above and value <= self.maximum
+
+    def describe(self) -> str:
+        low = "<" if self.min_exclusive else "≤"
+        return f"{_num(self.minimum)} {low} value ≤ {_num(self.maximum)}"
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """What one API documents about one model: window, output cap, parameter ranges."""
+
+    name: str
+    context_window: int
+    max_output_tokens: int
+    #: Sent when the user sets nothing: some APIs' own default (DashScope: 256) cuts answers.
+    default_output_tokens: int
+    temperature: Range = Range(0.0, 1.0, min_exclusive=True, default=1.0)
+    top_p: Range = Range(0.0, 1.0, min_exclusive=True, default=0.95)
+    #: 0 where the API ignores or lacks stop sequences.
+    max_stop: int = 4
+    tool_choices: tuple[str, ...] = ("none", "auto")
+    reasoning: bool = True
+    tools: bool = True
+    images: bool = False
+    extra_roles: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +131,13 @@ class UsageReport:
     usage: Usage
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should know about how this reply was produced."""
+
+    text: str
+
+
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "unknown"]
 
 
@@ -94,14 +148,28 @@ class Finish:
     provider_data: Mapping[str, Any] = field(default_factory=dict)
 
 
-StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | UsageReport | Finish
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | UsageReport | Notice | Finish
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A whole answer, from a non-streaming call (or a stream gathered up)."""
+
+    text: str
+    reasoning: str
+    finish: Finish
+    usage: Usage | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    notices: tuple[str, ...] = ()
 
 
 class ChatClient(Protocol):
-    """What the chat app needs from an upstream: a stream of events for a request.
+    """What the chat app needs from an upstream.
 
     Implementations raise :class:`providers.clients.errors.ProviderError` subclasses.
-    Closing the iterator (``aclose``) closes the upstream connection.
+    Closing the stream (``aclose``) closes the upstream connection.
     """
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]: ...
+
+    async def complete(self, request: ChatRequest) -> Completion: ...

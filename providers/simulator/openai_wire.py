@@ -1,13 +1,27 @@
-"""MiniMax's OpenAI-compatible chat completions, as the simulator speaks them."""
+"""Chat completions as MiniMax, Cloudsway and Workers AI send them.
+
+Quirks (``x-simulator-quirks``), from PROTOCOLS.md part A and the Workers AI notes:
+
+- ``empty-role``: chunks with ``"role": ""``, empty ``reasoning_content`` and zero usage
+  before the end;
+- ``double-finish``: two finish chunks, the first carrying ``"\\n<think>\\n"``;
+- ``no-done``: no ``[DONE]``, the stream just ends;
+- ``split-think``: reasoning inline as ``<think>…</think>`` with tags split across deltas;
+- ``cumulative-details``: ``reasoning_details[].text`` as cumulative snapshots;
+- ``final-completion``: a last frame that is a whole ``chat.completion`` repeating the text;
+- ``never-ends``: the stream stays open after the finish chunk;
+- Workers AI: ``padding`` (a ``p`` field), ``incremental-usage`` (per-chunk usage, then a
+  native ``{"response": "", "usage": …}`` frame with the cumulative total).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from providers.simulator.pacing import paced, pieces
 from providers.simulator.replies import Reply, compose, tokens
 
 if TYPE_CHECKING:
@@ -23,9 +37,21 @@ _MINIMAX_ERRORS = {
     500: ("server_error", 1013, "internal service error"),
     529: ("overloaded_error", 1033, "system overloaded"),
 }
+_CLOUDFLARE_ERRORS = {
+    400: (5004, "Invalid data"),
+    401: (10000, "Authentication error"),
+    403: (10000, "Authentication error"),
+    404: (5007, "No such model"),
+    408: (3007, "Request timeout"),
+    413: (3006, "Request too large"),
+    429: (3040, "Out of capacity"),
+    500: (3043, "Internal server error"),
+}
+CLOUDSWAY_MODEL = "MaaS_Minimax_M2.7_20260318"
+_EXTRA_ROLES = ("user_system", "group", "sample_message_user", "sample_message_ai")
 
 
-def error_body(status: int) -> dict[str, Any]:
+def minimax_error_body(status: int) -> dict[str, Any]:
     kind, code, message = _MINIMAX_ERRORS.get(status, ("server_error", 1000, "unknown error"))
     return {
         "type": "error",
@@ -34,28 +60,80 @@ def error_body(status: int) -> dict[str, Any]:
     }
 
 
-def _chunk(completion_id: str, model: str, delta: dict[str, Any], finish: str | None = None) -> str:
-    payload = {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+def cloudflare_envelope_error(code: int, message: str) -> dict[str, Any]:
+    return {
+        "result": None,
+        "success": False,
+        "errors": [{"code": code, "message": message}],
+        "messages": [],
     }
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
 async def chat_completions(exchange: Exchange) -> None:
-    body = exchange.record.body if isinstance(exchange.record.body, dict) else {}
-    directives = exchange.directives
-    status = directives.fault_int("status")
-    if status:
-        headers = {}
-        if "retry-after" in directives.faults:
-            headers["Retry-After"] = directives.faults["retry-after"]
-        await exchange.respond_json(status, error_body(status), headers)
+    """MiniMax's own API, or Cloudsway's when the path says so."""
+    cloudsway = "/cloudsway/" in exchange.record.path or "/v1/ai/" in exchange.record.path
+    body = exchange.body
+    if await _refuse(exchange, cloudflare=False):
         return
-    base_resp = directives.fault_int("base-resp")
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    if exchange.directives.faults.get("her-500") is not None and any(
+        m.get("role") in _EXTRA_ROLES for m in messages if isinstance(m, dict)
+    ):
+        # MiniMax-AI/MiniMax-M2 issue #126: M2-her answers 500 to the role-play roles.
+        await exchange.respond_json(500, minimax_error_body(500))
+        return
+    model = CLOUDSWAY_MODEL if cloudsway else str(body.get("model", "MiniMax-M2.7"))
+    await _answer(
+        exchange, messages, model, split=bool(body.get("reasoning_split")), cloudsway=cloudsway
+    )
+
+
+async def cloudflare_chat(exchange: Exchange) -> None:
+    """Workers AI's OpenAI-compatible endpoint: the bare chat.completion shape."""
+    if await _refuse(exchange, cloudflare=True):
+        return
+    body = exchange.body
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    await _answer(exchange, messages, "minimax/m2.7", split=False, cloudflare=True)
+
+
+async def cloudflare_run(exchange: Exchange) -> None:
+    """Workers AI's ``/ai/run``: results wrapped in the v4 envelope."""
+    if await _refuse(exchange, cloudflare=True):
+        return
+    body = exchange.body
+    model_input = body.get("input") if isinstance(body.get("input"), dict) else body
+    messages = model_input.get("messages") if isinstance(model_input.get("messages"), list) else []
+    reply = compose(messages, length=exchange.directives.length)
+    if not model_input.get("stream"):
+        result = _completion("minimax/m2.7", reply, split=False, with_details=True)
+        await exchange.respond_json(
+            200, {"result": result, "success": True, "errors": [], "messages": []}
+        )
+        return
+    await _stream(exchange, "minimax/m2.7", reply, split=False, cloudflare=True)
+
+
+async def _refuse(exchange: Exchange, *, cloudflare: bool) -> bool:
+    """Answer with an error if a fault asks for one."""
+    faults = exchange.directives
+    status = faults.fault_int("status")
+    headers = {}
+    if "retry-after" in faults.faults:
+        headers["Retry-After"] = faults.faults["retry-after"]
+    cf_code = faults.fault_int("cf-code")
+    if cloudflare and (status or cf_code):
+        code, message = _CLOUDFLARE_ERRORS.get(status or 400, (5004, "Invalid data"))
+        if cf_code:
+            code, message = cf_code, "Request rejected"
+        await exchange.respond_json(
+            status or 200, cloudflare_envelope_error(code, message), headers
+        )
+        return True
+    if status:
+        await exchange.respond_json(status, minimax_error_body(status), headers)
+        return True
+    base_resp = faults.fault_int("base-resp")
     if base_resp:
         await exchange.respond_json(
             200,
@@ -65,21 +143,33 @@ async def chat_completions(exchange: Exchange) -> None:
                 "base_resp": {"status_code": base_resp, "status_msg": "error"},
             },
         )
-        return
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-    reply = compose(messages, length=directives.length)
-    model = str(body.get("model", "MiniMax-M2.7"))
-    if not body.get("stream"):
+        return True
+    return False
+
+
+async def _answer(
+    exchange: Exchange,
+    messages: list[Any],
+    model: str,
+    *,
+    split: bool,
+    cloudsway: bool = False,
+    cloudflare: bool = False,
+) -> None:
+    reply = compose(messages, length=exchange.directives.length)
+    if not exchange.body.get("stream"):
         await exchange.respond_json(
-            200, _completion(model, reply, bool(body.get("reasoning_split")))
+            200, _completion(model, reply, split=split, with_details=split, cloudsway=cloudsway)
         )
         return
-    await _stream(exchange, model, reply, split=bool(body.get("reasoning_split")))
+    await _stream(exchange, model, reply, split=split, cloudsway=cloudsway, cloudflare=cloudflare)
 
 
-def _completion(model: str, reply: Reply, split: bool) -> dict[str, Any]:
+def _completion(
+    model: str, reply: Reply, *, split: bool, with_details: bool, cloudsway: bool = False
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "name": "MiniMax AI"}
-    if split:
+    if split or with_details:
         message["content"] = reply.answer
         message["reasoning_content"] = reply.reasoning
         message["reasoning_details"] = [
@@ -93,78 +183,143 @@ def _completion(model: str, reply: Reply, split: bool) -> dict[str, Any]:
         ]
     else:
         message["content"] = f"<think>\n{reply.reasoning}\n</think>\n\n{reply.answer}"
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+    if cloudsway:
+        choice["native_finish_reason"] = "stop"
     return {
         "id": uuid.uuid4().hex,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": _usage(reply),
+        "choices": [choice],
+        "usage": usage(reply),
+        "input_sensitive": False,
+        "output_sensitive": False,
         "base_resp": {"status_code": 0, "status_msg": ""},
     }
 
 
-def _usage(reply: Reply) -> dict[str, Any]:
+def usage(reply: Reply, prompt_tokens: int = 120) -> dict[str, Any]:
     reasoning = len(tokens(reply.reasoning))
     completion = reasoning + len(tokens(reply.answer))
     return {
-        "prompt_tokens": 120,
+        "prompt_tokens": prompt_tokens,
         "completion_tokens": completion,
-        "total_tokens": 120 + completion,
+        "total_tokens": prompt_tokens + completion,
         "completion_tokens_details": {"reasoning_tokens": reasoning},
         "prompt_tokens_details": {"cached_tokens": 0},
     }
 
 
-async def _stream(exchange: Exchange, model: str, reply: Reply, *, split: bool) -> None:
-    faults = exchange.directives
-    break_after = faults.fault_int("break-after")
-    silence_after = faults.fault_int("silence-after")
-    malformed_after = faults.fault_int("malformed-after")
-    completion_id = uuid.uuid4().hex
-    await exchange.start_stream()
-    await exchange.send(_chunk(completion_id, model, {"role": "assistant", "content": ""}))
+class _Chunks:
+    def __init__(
+        self, exchange: Exchange, model: str, *, cloudsway: bool, cloudflare: bool
+    ) -> None:
+        self.exchange = exchange
+        self.model = model
+        self.id = uuid.uuid4().hex
+        self.cloudsway = cloudsway
+        self.cloudflare = cloudflare
 
-    pieces: list[tuple[str, str]] = []
-    if split:
-        pieces += [("reasoning", t) for t in tokens(reply.reasoning)]
-        pieces += [("text", t) for t in tokens(reply.answer)]
-    else:
-        pieces += [("text", t) for t in tokens(f"<think>\n{reply.reasoning}\n</think>\n\n")]
-        pieces += [("text", t) for t in tokens(reply.answer)]
-    for count, (kind, piece) in enumerate(pieces):
-        if count == break_after:
-            return  # the connection drops mid-reply
-        if count == silence_after:
-            await exchange.disconnected.wait()
-            return
-        if count == malformed_after:
-            await exchange.send('data: {"id": "broken", "choices": [{"delta": {"content": \n\n')
-        await exchange.pause()
+    def frame(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
+        if self.cloudsway and finish:
+            choice["native_finish_reason"] = finish
+        payload: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [choice],
+            **extra,
+        }
+        if self.cloudflare and self.exchange.quirk("padding"):
+            payload["p"] = "abcdefghijklmnop"[: len(self.id) % 16]
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+async def _stream(
+    exchange: Exchange,
+    model: str,
+    reply: Reply,
+    *,
+    split: bool,
+    cloudsway: bool = False,
+    cloudflare: bool = False,
+) -> None:
+    chunks = _Chunks(exchange, model, cloudsway=cloudsway, cloudflare=cloudflare)
+    quirk = exchange.quirk
+    inline = not split or quirk("split-think")
+    await exchange.start_stream()
+    first: dict[str, Any] = {"role": "" if quirk("empty-role") else "assistant", "content": ""}
+    if quirk("empty-role"):
+        first["reasoning_content"] = ""
+    zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    await exchange.send(chunks.frame(first, **({"usage": zero} if quirk("empty-role") else {})))
+
+    items = pieces(reply)
+    if inline:
+        think = f"<think>\n{reply.reasoning}\n</think>\n\n"
+        raw = [("text", t) for t in tokens(think)] + [("text", t) for t in tokens(reply.answer)]
+        items = _split_tags(raw) if quirk("split-think") else raw
+    reasoning_so_far = ""
+    sent = 0
+    async for kind, piece in paced(exchange, items):
+        sent += 1
         if kind == "reasoning":
-            delta = {
+            reasoning_so_far += piece
+            text = reasoning_so_far if quirk("cumulative-details") else piece
+            delta: dict[str, Any] = {
                 "reasoning_details": [
                     {
                         "type": "reasoning.text",
                         "id": "reasoning-text-1",
                         "format": "MiniMax-response-v1",
                         "index": 0,
-                        "text": piece,
+                        "text": text,
                     }
                 ]
             }
         else:
             delta = {"content": piece}
-        await exchange.send(_chunk(completion_id, model, delta))
-    await exchange.send(_chunk(completion_id, model, {"content": ""}, finish="stop"))
-    usage_frame = {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [],
-        "usage": _usage(reply),
-    }
-    await exchange.send(f"data: {json.dumps(usage_frame)}\n\n")
-    await exchange.send("data: [DONE]\n\n")
-    await asyncio.sleep(0)
+        extra: dict[str, Any] = {}
+        if cloudflare and quirk("incremental-usage"):
+            extra["usage"] = {"prompt_tokens": 0, "completion_tokens": 1, "total_tokens": 1}
+        await exchange.send(chunks.frame(delta, **extra))
+    if exchange.broken:
+        return
+    if quirk("double-finish"):
+        await exchange.send(chunks.frame({"content": "\n<think>\n"}, finish="stop"))
+    await exchange.send(chunks.frame({"content": ""}, finish="stop"))
+    if quirk("final-completion"):
+        whole = _completion(model, reply, split=split, with_details=split, cloudsway=cloudsway)
+        await exchange.send(f"data: {json.dumps(whole, ensure_ascii=False)}\n\n")
+    if cloudflare and quirk("incremental-usage"):
+        native = {"response": "", "usage": usage(reply)}
+        await exchange.send(f"data: {json.dumps(native)}\n\n")
+    else:
+        tail = {
+            "id": chunks.id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [],
+            "usage": usage(reply),
+        }
+        await exchange.send(f"data: {json.dumps(tail)}\n\n")
+    if quirk("never-ends"):
+        await exchange.disconnected.wait()
+        return
+    if not quirk("no-done"):
+        await exchange.send("data: [DONE]\n\n")
+
+
+def _split_tags(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Cut every think tag in two, across consecutive deltas (``…</thi`` + ``nk>…``)."""
+    text = "".join(piece for _, piece in items)
+    out: list[tuple[str, str]] = []
+    for piece in tokens(text.replace("<think>", "<thi\x00nk>").replace("</think>", "</thi\x00nk>")):
+        for part in piece.split("\x00"):
+            if part:
+                out.append(("text", part))
+    return out

@@ -48,7 +48,9 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def compose(messages: list[dict[str, Any]], *, system: str = "", length: int = 0) -> Reply:
+def compose(
+    messages: list[dict[str, Any]], *, system: str = "", length: int = 0, note: str = ""
+) -> Reply:
     """Build the reply to ``messages``: reasoning, markdown, a code block, and a line
     saying what was received. ``length`` pads the answer to about that many tokens."""
     last_user = ""
@@ -92,6 +94,8 @@ def compose(messages: list[dict[str, Any]], *, system: str = "", length: int = 0
     answer += (
         f"Received: persona “{persona_line}”, {len(messages)} messages"
         + (f" (extra roles: {', '.join(extra_roles)})" if extra_roles else "")
-        + f", last message “{_clip(last_user, 60)}”."
+        + f", last message “{_clip(last_user, 60)}”"
+        + (f"; {note}" if note else "")
+        + "."
     )
     return Reply(reasoning=reasoning, answer=answer)

@@ -4,6 +4,8 @@ Directives ride in request headers, so the real clients need no special code:
 
 - ``x-simulator-pace``: tokens per second (default: the server's setting);
 - ``x-simulator-length``: pad the answer to about this many tokens;
+- ``x-simulator-quirks``: ``all`` or a comma-separated list of the quirks in
+  PROTOCOLS.md, named in each wire module (e.g. ``split-think,no-done``);
 - ``x-simulator-fault``: comma-separated faults, e.g. ``status=429,retry-after=2``,
   ``break-after=5`` (drop the connection after 5 tokens), ``silence-after=5`` (stop
   sending but keep the connection open), ``malformed-after=3`` (send a broken chunk),
@@ -25,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.simulator import openai_wire
+from providers.simulator import anthropic_wire, dashscope_wire, openai_wire
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -39,6 +41,12 @@ class RecordedRequest:
     received_at: float = field(default_factory=time.monotonic)
     disconnected_at: float | None = None
     finished: bool = False
+    #: Everything written back, so tests can check a quirk really went over the wire.
+    sent: list[str] = field(default_factory=list)
+
+    @property
+    def raw(self) -> str:
+        return "".join(self.sent)
 
 
 @dataclass
@@ -46,6 +54,7 @@ class Directives:
     pace: float
     length: int = 0
     faults: dict[str, str] = field(default_factory=dict)
+    quirks: frozenset[str] = frozenset()
 
     def fault_int(self, name: str) -> int | None:
         value = self.faults.get(name)
@@ -67,6 +76,16 @@ class Exchange:
         self.writer = writer
         self.disconnected = disconnected
         self.started = False
+        self.broken = False
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.record.body if isinstance(self.record.body, dict) else {}
+
+    def quirk(self, name: str) -> bool:
+        """Whether a quirk was asked for (``x-simulator-quirks: all`` or a list)."""
+        quirks = self.directives.quirks
+        return "all" in quirks or name in quirks
 
     async def respond_json(
         self, status: int, payload: Any, headers: dict[str, str] | None = None
@@ -74,6 +93,7 @@ class Exchange:
         body = json.dumps(payload).encode()
         head = {"Content-Type": "application/json", "Content-Length": str(len(body))}
         await self._head(status, {**head, **(headers or {})})
+        self.record.sent.append(body.decode())
         self.writer.write(body)
         await self.writer.drain()
 
@@ -86,6 +106,7 @@ class Exchange:
     async def send(self, raw: str) -> None:
         if self.disconnected.is_set():
             raise ConnectionResetError("client went away")
+        self.record.sent.append(raw)
         self.writer.write(raw.encode())
         await self.writer.drain()
 
@@ -133,7 +154,15 @@ class Simulator:
         self._faults: deque[str] = deque()
         self._server: asyncio.base_events.Server | None = None
         self.base_url = ""
+        # Matched in order against the path; each API also has its own prefix, so the
+        # demo can point every client at one simulator.
         self.routes: list[tuple[str, Handler]] = [
+            ("/services/aigc/text-generation/generation", dashscope_wire.generation),
+            ("/v1/messages", anthropic_wire.messages),
+            ("/ai/run", openai_wire.cloudflare_run),
+            ("/workers-ai/minimax/m2.7", openai_wire.cloudflare_run),
+            ("/ai/v1/chat/completions", openai_wire.cloudflare_chat),
+            ("/workers-ai/v1/chat/completions", openai_wire.cloudflare_chat),
             ("/chat/completions", openai_wire.chat_completions),
         ]
 
@@ -222,8 +251,16 @@ class Simulator:
             if name:
                 faults[name] = value
         length = faults.pop("length", length)  # a queued "length=500" pads the answer too
+        quirks = frozenset(
+            q.strip() for q in record.headers.get("x-simulator-quirks", "").split(",") if q.strip()
+        )
+        if "quirks" in faults:
+            quirks |= frozenset(faults.pop("quirks").split("+"))
         return Directives(
-            pace=max(pace, 0.1), length=int(length) if length.isdigit() else 0, faults=faults
+            pace=max(pace, 0.1),
+            length=int(length) if length.isdigit() else 0,
+            faults=faults,
+            quirks=quirks,
         )
 
     async def _dispatch(self, exchange: Exchange) -> None:

@@ -1,0 +1,99 @@
+"""Fit history into a model's context window without a tokenizer.
+
+No tokenizer for these models can be downloaded here, so the estimate is deliberately
+conservative (about three characters a token, one per CJK character, plus a per-message
+overhead) and is scaled by a ratio calibrated from the prompt token counts upstreams
+report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from providers.clients.errors import LimitExceededError
+from providers.clients.types import ChatMessage, ChatRequest, ModelSpec, Persona
+
+PER_MESSAGE_OVERHEAD = 4
+SAFETY_MARGIN = 0.05
+MIN_RATIO, MAX_RATIO = 0.5, 3.0
+
+
+def estimate_tokens(text: str) -> int:
+    wide = sum(1 for char in text if ord(char) >= 0x2E80)
+    narrow = len(text) - wide
+    return wide + math.ceil(narrow / 3)
+
+
+def _message_tokens(message: ChatMessage) -> int:
+    return (
+        PER_MESSAGE_OVERHEAD + estimate_tokens(message.content) + estimate_tokens(message.reasoning)
+    )
+
+
+def _persona_tokens(persona: Persona) -> int:
+    parts = [
+        persona.system_prompt,
+        persona.character_name,
+        persona.user_persona,
+        persona.user_name,
+        persona.scene,
+    ]
+    total = sum(estimate_tokens(part) for part in parts if part) + PER_MESSAGE_OVERHEAD * 3
+    for example in persona.examples:
+        total += (
+            2 * PER_MESSAGE_OVERHEAD
+            + estimate_tokens(example.user)
+            + estimate_tokens(example.assistant)
+        )
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class Budgeted:
+    request: ChatRequest
+    dropped: int
+    estimated_prompt_tokens: int
+
+
+def fit_to_window(request: ChatRequest, spec: ModelSpec, *, ratio: float = 1.0) -> Budgeted:
+    """Drop the oldest turns until the prompt fits the window minus the output budget.
+
+    The persona, its examples and the latest user turn are always kept; if they alone do
+    not fit, the request is refused with a message that says so.
+    """
+    ratio = min(max(ratio, MIN_RATIO), MAX_RATIO)
+    output = request.max_output_tokens or spec.default_output_tokens
+    available = int((spec.context_window - output) * (1 - SAFETY_MARGIN))
+    fixed = _persona_tokens(request.persona)
+    messages = list(request.messages)
+    costs = [_message_tokens(message) for message in messages]
+
+    def total() -> int:
+        return math.ceil((fixed + sum(costs)) * ratio)
+
+    dropped = 0
+    while messages and total() > available and len(messages) > 1:
+        messages.pop(0)
+        costs.pop(0)
+        dropped += 1
+        # A turn pair that starts with the assistant reads oddly (and Anthropic refuses it).
+        while len(messages) > 1 and messages[0].role == "assistant":
+            messages.pop(0)
+            costs.pop(0)
+            dropped += 1
+    if total() > available:
+        raise LimitExceededError(
+            f"This message and the persona need about {total():,} tokens, but {spec.name} has "
+            f"{spec.context_window:,} tokens of context and {output:,} are reserved for the "
+            "answer. Shorten the message or lower the max output tokens."
+        )
+    return Budgeted(replace(request, messages=tuple(messages)), dropped, total())
+
+
+def calibrated_ratio(current: float, *, estimated: int, reported: int) -> float:
+    """Move the ratio toward what the upstream reported (an exponential moving average)."""
+    if estimated <= 0 or reported <= 0:
+        return current
+    observed = reported / (estimated / max(current, MIN_RATIO))
+    return round(min(max(0.7 * current + 0.3 * observed, MIN_RATIO), MAX_RATIO), 4)

@@ -1,0 +1,122 @@
+"""Behaviour every client shares, checked against the simulator for each of the APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from providers.clients.base import gather
+from providers.clients.errors import (
+    AuthenticationError,
+    OverloadedError,
+    RateLimitedError,
+    UpstreamConnectionError,
+    UpstreamTimeoutError,
+)
+from providers.clients.http import Timeouts
+from providers.clients.types import ChatMessage, ChatRequest, Finish, TextDelta
+from tests.providers.conftest import API_KEY, MODELS, make_client
+
+APIS = list(MODELS)
+
+
+def _request(api: str, text: str = "Hello there", **kwargs) -> ChatRequest:
+    return ChatRequest(
+        model=MODELS[api], messages=(ChatMessage("user", text),), max_output_tokens=1000, **kwargs
+    )
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_each_api_streams_text_reasoning_usage_and_finish(sim, api):
+    result = await gather(make_client(sim, api).stream(_request(api)))
+    assert "You said: “Hello there”" in result.text and "```python" in result.text
+    assert result.reasoning.startswith("The user wrote “Hello there”")
+    assert not result.reasoning.endswith("\n") and not result.text.startswith("\n")
+    assert result.finish.reason == "stop"
+    assert result.usage is not None and result.usage.input_tokens > 0
+    assert result.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_each_api_answers_the_same_without_streaming(sim, api):
+    client = make_client(sim, api)
+    streamed = await gather(client.stream(_request(api)))
+    whole = await client.complete(_request(api))
+    assert (whole.text, whole.reasoning) == (streamed.text, streamed.reasoning)
+    assert whole.finish.reason == "stop"
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_every_quirk_at_once_changes_nothing_the_user_sees(sim, api):
+    plain = await gather(make_client(sim, api).stream(_request(api)))
+    quirky = await gather(make_client(sim, api, quirks="all").stream(_request(api)))
+    assert (quirky.text, quirky.reasoning, quirky.finish.reason) == (
+        plain.text,
+        plain.reasoning,
+        plain.finish.reason,
+    )
+    assert quirky.usage == plain.usage
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_bad_key_is_an_authentication_error_without_the_key(sim, api):
+    with pytest.raises(AuthenticationError) as caught:
+        await gather(make_client(sim, api, fault="status=401").stream(_request(api)))
+    assert API_KEY not in str(caught.value)
+    assert caught.value.status == 401
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_rate_limits_carry_retry_after(sim, api):
+    # Workers AI's 429 carries code 3040, "out of capacity": overloaded, still retryable.
+    expected = OverloadedError if api.startswith("cloudflare") else RateLimitedError
+    with pytest.raises(expected) as caught:
+        await gather(make_client(sim, api, fault="status=429,retry-after=3").stream(_request(api)))
+    assert caught.value.retry_after == 3.0 and caught.value.retryable
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_stream_broken_midway_is_a_connection_error(sim, api):
+    with pytest.raises(UpstreamConnectionError, match="ended before the reply finished"):
+        await gather(make_client(sim, api, fault="break-after=10").stream(_request(api)))
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_silence_mid_stream_times_out(sim, api):
+    timeouts = Timeouts(connect=2, first_token=2, between_tokens=0.3, total=10)
+    client = make_client(sim, api, fault="silence-after=4", timeouts=timeouts)
+    with pytest.raises(UpstreamTimeoutError, match="silent"):
+        await gather(client.stream(_request(api)))
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_malformed_chunk_is_skipped(sim, api):
+    result = await gather(make_client(sim, api, fault="malformed-after=3").stream(_request(api)))
+    assert "Received:" in result.text and result.finish.reason == "stop"
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_closing_the_stream_closes_the_connection_within_250_ms(sim, api):
+    stream = make_client(sim, api, pace=20).stream(_request(api))
+    async for event in stream:
+        if isinstance(event, TextDelta | Finish) or event:
+            break
+    closed_at = time.monotonic()
+    await stream.aclose()
+    await asyncio.sleep(0.15)
+    record = sim.requests[-1]
+    assert record.disconnected_at is not None and not record.finished
+    assert record.disconnected_at - closed_at < 0.25
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_refused_connection_is_a_connection_error_without_the_key(api):
+    from providers.simulator import Simulator
+
+    unreachable = Simulator()
+    unreachable.base_url = "http://127.0.0.1:9"
+    with pytest.raises(UpstreamConnectionError) as caught:
+        await gather(make_client(unreachable, api).stream(_request(api)))
+    assert API_KEY not in str(caught.value)
