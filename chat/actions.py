@@ -31,12 +31,15 @@ from chat.rendering import (
 )
 from chat.streaming import ReplyBuffer
 from providers import registry
-from providers.clients.errors import ProviderError
+from providers.clients.budget import fit_to_window
+from providers.clients.errors import LimitExceededError, ProviderError
+from providers.clients.limits import check_limits
 from providers.clients.types import (
     ChatMessage,
     ChatRequest,
     ExampleTurn,
     Finish,
+    Notice,
     Persona,
     ReasoningDelta,
     TextDelta,
@@ -68,6 +71,50 @@ class ReplyContext:
     model: registry.ModelOption
     request: ChatRequest
     speaker: str
+    estimated_prompt_tokens: int = 0
+    notices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    request: ChatRequest
+    estimated_prompt_tokens: int
+    notices: tuple[str, ...]
+
+
+def prepare_request(
+    conversation: Conversation, option: registry.ModelOption, history: list[Message]
+) -> PreparedRequest:
+    """The request a conversation sends next: checked against the model's documented
+    limits and trimmed to its context window. Raises LimitExceededError."""
+    spec = option.spec
+    request = ChatRequest(
+        model=option.upstream_model,
+        messages=tuple(
+            ChatMessage(
+                role=message.role,  # type: ignore[arg-type]
+                content=message.content,
+                reasoning=message.reasoning,
+                provider_data=message.provider_data or {},
+            )
+            for message in history
+            if message.content and message.status != Message.Status.FAILED
+        ),
+        persona=_persona_for(conversation.persona),
+        temperature=conversation.temperature,
+        top_p=conversation.top_p,
+        # Always explicit: some APIs' own defaults (DashScope: 256) cut answers short.
+        max_output_tokens=conversation.max_output_tokens or spec.default_output_tokens,
+    )
+    check_limits(request, spec, api=option.connection.api_label)
+    budgeted = fit_to_window(request, spec, ratio=option.prompt_token_ratio)
+    notices = ()
+    if budgeted.dropped:
+        notices = (
+            f"{budgeted.dropped} older message{'s' if budgeted.dropped != 1 else ''} "
+            f"left out to fit {spec.name}'s {spec.context_window:,}-token context window.",
+        )
+    return PreparedRequest(budgeted.request, budgeted.estimated_prompt_tokens, notices)
 
 
 # --- conversations ------------------------------------------------------------
@@ -102,6 +149,29 @@ def create_conversation(*, user: User, persona_id: int | None, model_key: str) -
     return conversation
 
 
+def update_conversation_settings(
+    *,
+    user: User,
+    conversation_id: int,
+    model_key: str,
+    temperature: float | None,
+    top_p: float | None,
+    max_output_tokens: int | None,
+) -> Conversation:
+    """Change a conversation's model and parameters (already checked against its limits)."""
+    conversation = access_conversation(user, conversation_id)
+    if registry.get_model(model_key) is None:
+        raise ActionError("Pick a model from the list.")
+    conversation.model = model_key
+    conversation.temperature = temperature
+    conversation.top_p = top_p
+    conversation.max_output_tokens = max_output_tokens
+    conversation.save(
+        update_fields=["model", "temperature", "top_p", "max_output_tokens", "updated_at"]
+    )
+    return conversation
+
+
 # --- sending ------------------------------------------------------------------
 
 
@@ -113,9 +183,15 @@ def send_message(*, user: User, conversation_id: int, text: str) -> SentMessage:
     if len(text) > MAX_MESSAGE_CHARS:
         raise ActionError(f"Messages are limited to {MAX_MESSAGE_CHARS:,} characters.")
     conversation = access_conversation(user, conversation_id)
-    if registry.get_model(conversation.model) is None:
-        raise ActionError("This conversation's model is no longer available. Start a new chat.")
+    option = registry.get_model(conversation.model)
+    if option is None:
+        raise ActionError("This conversation's model is no longer available. Pick another one.")
     reap_stale_replies(conversation_id=conversation.pk)
+    history = [*conversation.messages.all(), Message(role=Message.Role.USER, content=text)]
+    try:
+        prepare_request(conversation, option, history)
+    except LimitExceededError as error:
+        raise ActionError(str(error)) from None
     with transaction.atomic():
         # Lock the conversation so two tabs cannot start two replies at once.
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
@@ -192,7 +268,7 @@ async def stream_reply(*, reply_id: int) -> str:
         return ""
     loop = asyncio.get_running_loop()
     started = loop.time()
-    buffer = ReplyBuffer()
+    buffer = ReplyBuffer(notices=list(context.notices))
     error: BaseException | None = None
     stopped = False
     try:
@@ -211,6 +287,7 @@ async def stream_reply(*, reply_id: int) -> str:
             error=_error_text(error),
             time_to_first_token_ms=int((first - started) * 1000) if first is not None else None,
             duration_ms=int((loop.time() - started) * 1000),
+            calibrate=(context.model, context.estimated_prompt_tokens),
         )
     except Exception:
         # Never leave the row streaming: that would block the conversation.
@@ -277,6 +354,8 @@ async def _pull_upstream(context: ReplyContext, buffer: ReplyBuffer) -> None:
                         buffer.add_reasoning(event.text, loop.time())
                     elif isinstance(event, UsageReport):
                         buffer.usage = event.usage
+                    elif isinstance(event, Notice):
+                        buffer.notices.append(event.text)
                     elif isinstance(event, Finish):
                         buffer.finish_reason = event.raw_reason or event.reason
                         buffer.provider_data = dict(event.provider_data)
@@ -393,37 +472,27 @@ def _load_reply_context(reply_id: int) -> ReplyContext | None:
         return None
     conversation = reply.conversation
     option = registry.get_model(conversation.model)
-    if option is None:
+    problem = "This conversation's model is no longer available." if option is None else ""
+    prepared = None
+    if option is not None:
+        history = list(conversation.messages.filter(pk__lt=reply_id))
+        try:
+            prepared = prepare_request(conversation, option, history)
+        except LimitExceededError as error:
+            problem = str(error)
+    if option is None or prepared is None:
         finish_reply(
-            reply_id=reply_id,
-            status=Message.Status.FAILED,
-            buffer=ReplyBuffer(),
-            error="This conversation's model is no longer available.",
+            reply_id=reply_id, status=Message.Status.FAILED, buffer=ReplyBuffer(), error=problem
         )
         return None
-    history = tuple(
-        ChatMessage(
-            role=message.role,  # type: ignore[arg-type]
-            content=message.content,
-            reasoning=message.reasoning,
-            provider_data=message.provider_data or {},
-        )
-        for message in conversation.messages.filter(pk__lt=reply_id).exclude(content="")
-        if message.status != Message.Status.FAILED
-    )
     return ReplyContext(
         reply_id=reply_id,
         conversation_id=conversation.pk,
         model=option,
-        request=ChatRequest(
-            model=option.upstream_model,
-            messages=history,
-            persona=_persona_for(conversation.persona),
-            temperature=conversation.temperature,
-            top_p=conversation.top_p,
-            max_output_tokens=conversation.max_output_tokens,
-        ),
+        request=prepared.request,
         speaker=speaker_for(conversation),
+        estimated_prompt_tokens=prepared.estimated_prompt_tokens,
+        notices=prepared.notices,
     )
 
 
@@ -451,6 +520,7 @@ def finish_reply(
     error: str = "",
     time_to_first_token_ms: int | None = None,
     duration_ms: int | None = None,
+    calibrate: tuple[registry.ModelOption, int] | None = None,
 ) -> str:
     """Store the final reply, render it once and publish it. Returns the HTML."""
     with transaction.atomic():
@@ -471,6 +541,7 @@ def finish_reply(
         reply.finish_reason = buffer.finish_reason
         reply.error = error
         reply.provider_data = buffer.provider_data
+        reply.notices = "\n".join(buffer.notices)
         reply.time_to_first_token_ms = time_to_first_token_ms
         reply.duration_ms = duration_ms
         if usage is not None:
@@ -480,6 +551,9 @@ def finish_reply(
             reply.cached_tokens = usage.cached_tokens
         reply.save()
         html = _publish_replacement(reply)
+        if calibrate is not None and usage is not None and usage.input_tokens:
+            option, estimated = calibrate
+            registry.record_prompt_tokens(option, estimated=estimated, reported=usage.input_tokens)
     return html
 
 

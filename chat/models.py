@@ -108,6 +108,8 @@ class Message(models.Model):
     reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
     cached_tokens = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Notes on how the reply was produced (older turns left out, a fallback), one a line.
+    notices = models.TextField(blank=True)
     # What the upstream asked to get back unchanged next turn (reasoning_details, ...).
     provider_data = models.JSONField(default=dict, blank=True)
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)

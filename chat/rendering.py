@@ -33,6 +33,7 @@ class MessageView:
     usage: dict[str, int | None] = field(default_factory=dict)
     time_to_first_token_ms: int | None = None
     duration_ms: int | None = None
+    notices: tuple[str, ...] = ()
 
     @classmethod
     def from_message(
@@ -55,6 +56,7 @@ class MessageView:
             },
             time_to_first_token_ms=message.time_to_first_token_ms,
             duration_ms=message.duration_ms,
+            notices=tuple(message.notices.splitlines()),
         )
 
     @property

@@ -26,6 +26,7 @@ class ReplyBuffer:
     usage: Usage | None = None
     finish_reason: str = ""
     provider_data: dict[str, Any] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
     first_token_at: float | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from chat import actions
 from chat.access import access_conversation, conversations_for
-from chat.forms import NewChatForm, SignUpForm
+from chat.forms import ConversationSettingsForm, NewChatForm, SignUpForm
 from chat.models import Message, User
 from chat.rendering import MessageView
 from providers import registry
@@ -73,6 +73,7 @@ def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
             "messages_": views,
             "model_label": model_label,
             "simulated": bool(option and option.simulated),
+            **_settings_context(chat),
         }
     )
     return render(request, "chat/conversation.html", context)
@@ -104,3 +105,45 @@ def pending(request: HttpRequest) -> HttpResponse:
     if request.user.is_approved:
         return redirect("home")
     return render(request, "registration/pending.html")
+
+
+@require_POST
+def conversation_settings(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    chat = access_conversation(request.user, conversation_id)
+    form = ConversationSettingsForm(request.POST)
+    saved = False
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            chat = actions.update_conversation_settings(
+                user=request.user,
+                conversation_id=chat.pk,
+                model_key=data["model"],
+                temperature=data["temperature"],
+                top_p=data["top_p"],
+                max_output_tokens=data["max_output_tokens"],
+            )
+            saved = True
+        except actions.ActionError as error:
+            form.add_error(None, str(error))
+    context = _settings_context(chat, form, saved=saved)
+    status = 200 if saved or not form.errors else 422
+    if not request.htmx:
+        if saved:
+            return redirect("conversation", conversation_id=chat.pk)
+        return render(request, "chat/_settings.html", context, status=status)
+    return render(request, "chat/_settings.html", context, status=status)
+
+
+def _settings_context(chat, form=None, *, saved=False):  # type: ignore[no-untyped-def]
+    option = registry.get_model(chat.model)
+    if form is None:
+        form = ConversationSettingsForm(
+            initial={
+                "model": chat.model,
+                "temperature": chat.temperature,
+                "top_p": chat.top_p,
+                "max_output_tokens": chat.max_output_tokens,
+            }
+        )
+    return {"conversation": chat, "settings_form": form, "option": option, "saved": saved}

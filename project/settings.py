@@ -133,11 +133,45 @@ LOGGING = {
 # Who may create an account after the first one (which becomes the admin).
 SIGNUP_MODE = envchoice("SIGNUP_MODE", "approval", ("open", "approval", "closed"))
 
+# Provider connections configured as code: each set creates or updates a connection
+# (python manage.py sync_connections, also run after every migrate).
 MINIMAX_API_KEY = envsecret("MINIMAX_API_KEY")
 MINIMAX_BASE_URL = envstr("MINIMAX_BASE_URL", "https://api.minimax.io").rstrip("/")
+CLOUDFLARE_API_TOKEN = envsecret("CLOUDFLARE_API_TOKEN")
+CLOUDFLARE_ACCOUNT_ID = envstr("CLOUDFLARE_ACCOUNT_ID")
+CLOUDFLARE_AI_GATEWAY = envstr("CLOUDFLARE_AI_GATEWAY")
+CLOUDFLARE_BASE_URL = envstr("CLOUDFLARE_BASE_URL", "https://api.cloudflare.com/client/v4").rstrip(
+    "/"
+)
+DASHSCOPE_API_KEY = envsecret("DASHSCOPE_API_KEY")
+DASHSCOPE_WORKSPACE = envstr("DASHSCOPE_WORKSPACE")
+DASHSCOPE_BASE_URL = envstr("DASHSCOPE_BASE_URL", "https://dashscope.aliyuncs.com/api/v1").rstrip(
+    "/"
+)
+CLOUDSWAY_API_KEY = envsecret("CLOUDSWAY_API_KEY")
+CLOUDSWAY_ENDPOINT_PATH = envstr("CLOUDSWAY_ENDPOINT_PATH").strip("/")
+CLOUDSWAY_BASE_URL = envstr("CLOUDSWAY_BASE_URL", "https://genaiapi.cloudsway.net/v1/ai").rstrip(
+    "/"
+)
+if CLOUDFLARE_API_TOKEN and not CLOUDFLARE_ACCOUNT_ID:
+    raise ImproperlyConfigured("CLOUDFLARE_API_TOKEN is set, so CLOUDFLARE_ACCOUNT_ID is required")
+if CLOUDSWAY_API_KEY and not CLOUDSWAY_ENDPOINT_PATH:
+    raise ImproperlyConfigured("CLOUDSWAY_API_KEY is set, so CLOUDSWAY_ENDPOINT_PATH is required")
+_ANY_PROVIDER_KEY = any(
+    (MINIMAX_API_KEY, CLOUDFLARE_API_TOKEN, DASHSCOPE_API_KEY, CLOUDSWAY_API_KEY)
+)
+
+# Fernet keys for API keys stored in the database; the first encrypts, all decrypt.
+ENCRYPTION_KEYS = envlist("ENCRYPTION_KEYS", [])
+
+# Upstream timeouts, in seconds.
+UPSTREAM_CONNECT_TIMEOUT = envfloat("UPSTREAM_CONNECT_TIMEOUT", 10.0, minimum=0.1)
+UPSTREAM_FIRST_TOKEN_TIMEOUT = envfloat("UPSTREAM_FIRST_TOKEN_TIMEOUT", 90.0, minimum=0.1)
+UPSTREAM_IDLE_TIMEOUT = envfloat("UPSTREAM_IDLE_TIMEOUT", 60.0, minimum=0.1)
+UPSTREAM_TOTAL_TIMEOUT = envfloat("UPSTREAM_TOTAL_TIMEOUT", 900.0, minimum=1.0)
 
 # The offline demo upstream: on by default in development when no key is set.
-PARLEY_DEMO = envbool("PARLEY_DEMO", DEBUG and not MINIMAX_API_KEY)
+PARLEY_DEMO = envbool("PARLEY_DEMO", DEBUG and not _ANY_PROVIDER_KEY)
 # Where the simulator listens; empty starts one inside this process on loopback.
 DEMO_UPSTREAM_URL = envstr("DEMO_UPSTREAM_URL").rstrip("/")
 DEMO_TOKENS_PER_SECOND = envfloat("DEMO_TOKENS_PER_SECOND", 40.0, minimum=0.1)

@@ -17,7 +17,7 @@ from project.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests must never leak a real key into a request.
-MINIMAX_API_KEY = ""
+MINIMAX_API_KEY = CLOUDFLARE_API_TOKEN = DASHSCOPE_API_KEY = CLOUDSWAY_API_KEY = ""
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 # Connections opened by database_sync_to_async threads must not outlive a test.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -1,25 +1,50 @@
-"""Turns configuration into the models people can pick and the clients that serve them."""
+"""Turns configuration into the models people can pick and the clients that serve them.
+
+Models come from enabled connections (the admin's, or ones the environment created)
+crossed with the enabled catalog rows of their API, plus the offline demo when it is on.
+A model's key is ``<connection>:<model>``: ``c12:MiniMax-M2.7`` or ``demo:MiniMax-M2.7``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from providers import catalog
+from providers.clients.cloudflare import CloudflareClient
+from providers.clients.cloudsway import CloudswayClient
+from providers.clients.dashscope import DashScopeClient
 from providers.clients.http import Timeouts
+from providers.clients.minimax_anthropic import MiniMaxAnthropicClient
 from providers.clients.minimax_openai import MiniMaxOpenAIClient
-from providers.clients.types import ChatClient
+from providers.clients.types import ChatClient, ModelSpec
+from providers.crypto import UndecryptableSecret
+from providers.models import CatalogModel, ProviderConnection
+
+logger = logging.getLogger(__name__)
 
 DEMO_LABEL = "Offline demo (simulated replies)"
 
-MINIMAX_OPENAI_MODELS = (
-    "MiniMax-M2.7",
-    "MiniMax-M2.7-highspeed",
-    "MiniMax-M2.5",
-    "MiniMax-M2.5-highspeed",
-    "MiniMax-M2.1",
-    "M2-her",
-)
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    key: str
+    kind: str
+    label: str
+    base_url: str
+    api_key: str = field(repr=False)
+    account_id: str = ""
+    gateway_id: str = ""
+    cloudflare_style: str = "run"
+    workspace: str = ""
+    endpoint_path: str = ""
+    simulated: bool = False
+
+    @property
+    def api_label(self) -> str:
+        return catalog.API_KINDS[self.kind].label
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,25 +52,105 @@ class ModelOption:
     key: str
     label: str
     upstream_model: str
-    simulated: bool = False
+    connection: Connection
+    spec: ModelSpec
+    prompt_token_ratio: float = 1.0
+
+    @property
+    def simulated(self) -> bool:
+        return self.connection.simulated
+
+    @property
+    def group(self) -> str:
+        return self.connection.label
+
+
+# The demo: one simulated connection per API, each on its own prefix of the simulator.
+_DEMO_CONNECTIONS = (
+    ("demo", catalog.MINIMAX_OPENAI, "/minimax/v1", ("MiniMax-M2.7", "M2-her")),
+    ("demo-anthropic", catalog.MINIMAX_ANTHROPIC, "/minimax/anthropic", ("MiniMax-M2.7",)),
+    ("demo-cloudflare", catalog.CLOUDFLARE, "/cloudflare/client/v4", ("minimax/m2.7",)),
+    ("demo-dashscope", catalog.DASHSCOPE, "/dashscope/api/v1", ("MiniMax-M2.5", "abab6.5s-chat")),
+    ("demo-cloudsway", catalog.CLOUDSWAY, "/cloudsway/v1/ai", ("MiniMax-M2.7",)),
+)
+
+
+def _demo_label(key: str, kind: str, model: str) -> str:
+    if key == "demo" and model == "MiniMax-M2.7":
+        return DEMO_LABEL
+    return f"Offline demo: {model} via {catalog.API_KINDS[kind].label} (simulated)"
+
+
+def _specs() -> dict[tuple[str, str], CatalogModel]:
+    return {(row.kind, row.name): row for row in CatalogModel.objects.all()}
 
 
 def available_models() -> list[ModelOption]:
+    rows = _specs()
     options: list[ModelOption] = []
-    if settings.MINIMAX_API_KEY:
-        options += [
-            ModelOption(key=f"minimax:{name}", label=f"{name} (MiniMax)", upstream_model=name)
-            for name in MINIMAX_OPENAI_MODELS
-        ]
-    if settings.PARLEY_DEMO:
-        options.append(
-            ModelOption(
-                key="demo:MiniMax-M2.7",
-                label=DEMO_LABEL,
-                upstream_model="MiniMax-M2.7",
-                simulated=True,
-            )
+    for connection in ProviderConnection.objects.filter(enabled=True):
+        try:
+            api_key = connection.api_key()
+        except UndecryptableSecret:
+            logger.error("Connection %s: stored API key cannot be decrypted", connection.pk)
+            continue
+        live = Connection(
+            key=f"c{connection.pk}",
+            kind=connection.kind,
+            label=connection.name,
+            base_url=connection.base_url,
+            api_key=api_key,
+            account_id=connection.account_id,
+            gateway_id=connection.gateway_id,
+            cloudflare_style=connection.cloudflare_style,
+            workspace=connection.workspace,
+            endpoint_path=connection.endpoint_path,
         )
+        for (kind, name), row in rows.items():
+            if kind == connection.kind and row.enabled:
+                options.append(
+                    ModelOption(
+                        key=f"{live.key}:{name}",
+                        label=row.label or name,
+                        upstream_model=name,
+                        connection=live,
+                        spec=row.spec(),
+                        prompt_token_ratio=row.prompt_token_ratio,
+                    )
+                )
+    if settings.PARLEY_DEMO:
+        options += _demo_options(rows)
+    return options
+
+
+def _demo_options(rows: dict[tuple[str, str], CatalogModel]) -> list[ModelOption]:
+    options = []
+    for key, kind, prefix, models in _DEMO_CONNECTIONS:
+        connection = Connection(
+            key=key,
+            kind=kind,
+            label="Offline demo (simulated)",
+            base_url=prefix,
+            api_key="offline-demo",
+            account_id="demo-account",
+            endpoint_path="demo-endpoint",
+            simulated=True,
+        )
+        for model in models:
+            row = rows.get((kind, model))
+            spec = row.spec() if row is not None else catalog.default_spec(kind, model)
+            if spec is None:
+                continue
+            options.append(
+                ModelOption(
+                    key=f"{key}:{model}",
+                    label=_demo_label(key, kind, model),
+                    upstream_model=model,
+                    connection=connection,
+                    spec=spec,
+                    prompt_token_ratio=row.prompt_token_ratio if row is not None else 1.0,
+                )
+            )
     return options
 
 
@@ -58,17 +163,59 @@ def default_model_key() -> str:
     return options[0].key if options else ""
 
 
-def client_for(option: ModelOption) -> ChatClient:
-    if option.simulated:
-        return MiniMaxOpenAIClient(
-            base_url=f"{demo_upstream_url()}/v1",
-            api_key="offline-demo",
-            extra_headers={"x-simulator-pace": str(settings.DEMO_TOKENS_PER_SECOND)},
-            timeouts=Timeouts(connect=5, first_token=30, between_tokens=30, total=600),
-        )
-    return MiniMaxOpenAIClient(
-        base_url=f"{settings.MINIMAX_BASE_URL}/v1", api_key=settings.MINIMAX_API_KEY
+def _timeouts() -> Timeouts:
+    return Timeouts(
+        connect=settings.UPSTREAM_CONNECT_TIMEOUT,
+        first_token=settings.UPSTREAM_FIRST_TOKEN_TIMEOUT,
+        between_tokens=settings.UPSTREAM_IDLE_TIMEOUT,
+        total=settings.UPSTREAM_TOTAL_TIMEOUT,
     )
+
+
+def client_for(option: ModelOption) -> ChatClient:
+    connection = option.connection
+    headers: dict[str, str] = {}
+    base_url = connection.base_url
+    if connection.simulated:
+        headers["x-simulator-pace"] = str(settings.DEMO_TOKENS_PER_SECOND)
+        base_url = f"{demo_upstream_url()}{connection.base_url}"
+    timeouts = _timeouts()
+    kind = connection.kind
+    if kind == catalog.MINIMAX_OPENAI:
+        return MiniMaxOpenAIClient(
+            base_url=base_url, api_key=connection.api_key, timeouts=timeouts, extra_headers=headers
+        )
+    if kind == catalog.MINIMAX_ANTHROPIC:
+        return MiniMaxAnthropicClient(
+            base_url=base_url, api_key=connection.api_key, timeouts=timeouts, extra_headers=headers
+        )
+    if kind == catalog.CLOUDFLARE:
+        return CloudflareClient(
+            api_token=connection.api_key,
+            account_id=connection.account_id,
+            base_url=base_url,
+            gateway_id="" if connection.simulated else connection.gateway_id,
+            style="openai" if connection.cloudflare_style == "openai" else "run",
+            timeouts=timeouts,
+            extra_headers=headers,
+        )
+    if kind == catalog.DASHSCOPE:
+        return DashScopeClient(
+            api_key=connection.api_key,
+            base_url=base_url,
+            workspace=connection.workspace,
+            timeouts=timeouts,
+            extra_headers=headers,
+        )
+    if kind == catalog.CLOUDSWAY:
+        return CloudswayClient(
+            api_key=connection.api_key,
+            base_url=base_url,
+            endpoint_path=connection.endpoint_path,
+            timeouts=timeouts,
+            extra_headers=headers,
+        )
+    raise ValueError(f"unknown API kind {kind!r}")
 
 
 def demo_upstream_url() -> str:
@@ -77,3 +224,14 @@ def demo_upstream_url() -> str:
     from providers.simulator import background_simulator
 
     return background_simulator(tokens_per_second=settings.DEMO_TOKENS_PER_SECOND).base_url
+
+
+def record_prompt_tokens(option: ModelOption, *, estimated: int, reported: int) -> None:
+    """Calibrate the token estimate for this model with what the upstream counted."""
+    from providers.clients.budget import calibrated_ratio
+
+    ratio = calibrated_ratio(option.prompt_token_ratio, estimated=estimated, reported=reported)
+    if ratio != option.prompt_token_ratio:
+        CatalogModel.objects.filter(kind=option.connection.kind, name=option.upstream_model).update(
+            prompt_token_ratio=ratio
+        )
