@@ -31,7 +31,7 @@ class ProviderConnectionForm(forms.ModelForm):  # type: ignore[type-arg]
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Stored encrypted and never shown again. Leave blank to keep the stored key.",
     )
-    base_url = forms.URLField(required=False, max_length=300)
+    base_url = forms.URLField(required=False, max_length=300, assume_scheme="https")
 
     class Meta:
         model = ProviderConnection

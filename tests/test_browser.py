@@ -148,3 +148,57 @@ def test_stop_keeps_the_partial_reply_in_the_page(servers, browser):
     assert not page.get_by_role("button", name="Stop").is_visible()
     page.reload()
     assert page.locator(".message.assistant.status-stopped .markdown").text_content().strip()
+
+
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory):
+    """One server and one signed-in browser page shared by the per-API tests."""
+    from playwright.sync_api import sync_playwright
+
+    tmp = tmp_path_factory.mktemp("per-api")
+    with e2e_database(tmp) as database_url:
+        env = server_env(database_url)
+        migrate(env)
+        with daphne(env, tmp / "daphne.log") as base_url, sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+            )
+            page = chromium.new_page()
+            _sign_up(page, base_url)
+            yield base_url, page
+            chromium.close()
+
+
+API_MODELS = {
+    "minimax-openai": "Offline demo (simulated replies)",
+    "minimax-anthropic": (
+        "Offline demo: MiniMax-M2.7 via MiniMax (Anthropic-compatible) (simulated)"
+    ),
+    "cloudflare": "Offline demo: minimax/m2.7 via Cloudflare Workers AI (simulated)",
+    "dashscope": "Offline demo: MiniMax-M2.5 via Alibaba DashScope (simulated)",
+    "cloudsway": "Offline demo: MiniMax-M2.7 via Cloudsway MaaS (simulated)",
+}
+
+
+@pytest.mark.parametrize("api", list(API_MODELS))
+def test_each_api_streams_an_answer_with_its_thinking_block(demo_site, api):
+    base_url, page = demo_site
+    page.goto(f"{base_url}/")
+    page.get_by_label("Model").select_option(label=API_MODELS[api])
+    page.get_by_role("button", name="New chat").click()
+    page.wait_for_url("**/c/*/")
+    page.wait_for_timeout(300)
+    page.get_by_label("Message").fill(f"Hello from the {api} test")
+    page.get_by_role("button", name="Send").click()
+    # Thinking streams live, then the answer, before the reply is finished.
+    page.wait_for_function(
+        "document.querySelector('.status-streaming .thinking-body')?.textContent.length > 0"
+    )
+    page.wait_for_function(f"document.querySelector('{STREAMING_TEXT}')?.textContent.length > 0")
+    done = page.locator(".message.assistant.status-complete").last
+    done.locator("pre code").wait_for(timeout=30_000)
+    assert f"Hello from the {api} test" in done.text_content()
+    thinking = done.locator("details.thinking")
+    assert thinking.locator("summary").text_content() == "Thinking"
+    thinking.locator("summary").click()
+    assert thinking.locator(".thinking-body").text_content().startswith("The user wrote")

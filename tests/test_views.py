@@ -148,3 +148,55 @@ def test_a_teammate_cannot_send_into_someone_elses_conversation(teammate, conver
 
     with pytest.raises(Http404):
         actions.send_message(user=teammate, conversation_id=conversation.pk, text="Hi")
+
+
+def test_parameters_show_each_limit_next_to_its_control(client_for, owner, conversation):
+    html = client_for(owner).get(f"/c/{conversation.pk}/").content.decode()
+    assert "<summary>Parameters</summary>" in html
+    assert "0 &lt; value ≤ 1" in html and "context window 204800 tokens" in html
+
+
+def test_out_of_range_parameters_are_refused_with_the_limit_named(client_for, owner, conversation):
+    client = client_for(owner)
+    response = client.post(
+        f"/c/{conversation.pk}/settings/",
+        {"model": "demo:M2-her", "temperature": "1.5", "max_output_tokens": "512"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    assert "Temperature must be 0 &lt; value ≤ 1 for M2-her" in response.content.decode()
+    conversation.refresh_from_db()
+    assert conversation.model == "demo:MiniMax-M2.7"  # nothing half-saved
+    response = client.post(
+        f"/c/{conversation.pk}/settings/",
+        {"model": "demo:M2-her", "max_output_tokens": "4096"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "at most 2,048 for M2-her" in response.content.decode()
+
+
+def test_valid_parameters_are_saved(client_for, owner, conversation):
+    response = client_for(owner).post(
+        f"/c/{conversation.pk}/settings/",
+        {
+            "model": "demo-dashscope:abab6.5s-chat",
+            "temperature": "0.1",
+            "top_p": "0.9",
+            "max_output_tokens": "3000",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200 and "Saved." in response.content.decode()
+    conversation.refresh_from_db()
+    assert (conversation.model, conversation.temperature, conversation.max_output_tokens) == (
+        "demo-dashscope:abab6.5s-chat",
+        0.1,
+        3000,
+    )
+
+
+def test_a_teammate_cannot_change_someone_elses_parameters(client_for, teammate, conversation):
+    response = client_for(teammate).post(
+        f"/c/{conversation.pk}/settings/", {"model": "demo:M2-her"}
+    )
+    assert response.status_code == 404
