@@ -138,6 +138,7 @@ async def test_an_upstream_error_ends_the_reply_with_a_clear_message(
 
 
 async def test_a_broken_stream_keeps_the_partial_text(connect, owner, conversation, simulator):
+    requests_before = len(simulator.requests)
     simulator.queue_fault("break-after=40")
     socket, _ = await connect(owner, conversation.pk)
     await _send(socket)
@@ -146,6 +147,8 @@ async def test_a_broken_stream_keeps_the_partial_text(connect, owner, conversati
     message = await _message(reply_id)
     assert message.status == "interrupted" and message.content
     assert "ended before the reply finished" in final
+    # Text had reached the user: no retry, which would repeat or contradict it.
+    assert len(simulator.requests) == requests_before + 1
 
 
 async def test_a_rate_limit_before_the_first_token_is_retried(
@@ -157,6 +160,20 @@ async def test_a_rate_limit_before_the_first_token_is_retried(
     reply_id = await _reply_id(socket)
     await receive_until(socket, is_final(reply_id))
     assert (await _message(reply_id)).status == "complete"
+
+
+async def test_retries_stop_after_two_and_the_reply_fails_clearly(
+    connect, owner, conversation, simulator
+):
+    requests_before = len(simulator.requests)
+    for _ in range(3):
+        simulator.queue_fault("status=529,retry-after=0")
+    socket, _ = await connect(owner, conversation.pk)
+    await _send(socket)
+    reply_id = await _reply_id(socket)
+    final = await receive_until(socket, is_final(reply_id))
+    assert "status-failed" in final and "overloaded" in final
+    assert len(simulator.requests) == requests_before + 3
 
 
 async def test_an_empty_message_is_refused_and_nothing_is_stored(connect, owner, conversation):

@@ -160,7 +160,11 @@ class DashScopeClient(HttpChatClient):
         self, response: Any, request: ChatRequest
     ) -> AsyncGenerator[StreamEvent, None]:
         state = _State()
-        events = sse_events(response, self.endpoint.timeouts)
+        events = sse_events(
+            response,
+            self.endpoint.timeouts,
+            produced=lambda: bool(state.text.text or state.reasoning.text),
+        )
         try:
             async for event in events:
                 if event.event == "error":

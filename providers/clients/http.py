@@ -125,23 +125,37 @@ async def open_stream(
 
 
 async def sse_events(
-    response: httpx.Response, timeouts: Timeouts
+    response: httpx.Response,
+    timeouts: Timeouts,
+    *,
+    produced: Callable[[], bool] | None = None,
 ) -> AsyncGenerator[ServerSentEvent, None]:
-    """Decode SSE from a response, enforcing the first-token and total budgets.
+    """Decode SSE from a response, enforcing the first-token, silence and total budgets.
 
-    The read timeout on the connection already bounds silence between events.
+    ``produced`` tells when the first real token arrived: APIs send a role chunk or a
+    ``message_start`` at once and may think long after it, so until then the (usually
+    longer) first-token budget applies, counted from the start.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeouts.total
+    start = loop.time()
+    deadline = start + timeouts.total
+    first_token_deadline = start + timeouts.first_token
     events = aiter_sse(response.aiter_lines())
-    first = True
+    seen_event = False
+
+    def waiting_for_first() -> bool:
+        return not produced() if produced is not None else not seen_event
+
     try:
         while True:
+            first = waiting_for_first()
             budget = min(
-                timeouts.first_token if first else timeouts.between_tokens,
+                first_token_deadline - loop.time() if first else timeouts.between_tokens,
                 deadline - loop.time(),
             )
             if budget <= 0:
+                if first and first_token_deadline <= deadline:
+                    raise UpstreamTimeoutError("The provider did not start answering in time.")
                 raise UpstreamTimeoutError("The reply took longer than the total time allowed.")
             try:
                 async with asyncio.timeout(budget):
@@ -154,7 +168,7 @@ async def sse_events(
                         "The provider did not start answering in time."
                     ) from None
                 raise UpstreamTimeoutError("The provider went silent mid-reply.") from None
-            first = False
+            seen_event = True
             yield event
     finally:
         await events.aclose()
@@ -178,13 +192,14 @@ async def json_payloads(
     *,
     finished: Callable[[], bool],
     grace: float = 2.0,
+    produced: Callable[[], bool] | None = None,
 ) -> AsyncGenerator[Any, None]:
     """Yield each ``data:`` payload decoded from JSON (``None`` for a malformed one).
 
     Stops at ``[DONE]``, at EOF, or ``grace`` seconds after ``finished()`` turns true:
     some upstreams keep the stream open after their last chunk.
     """
-    events = sse_events(response, timeouts)
+    events = sse_events(response, timeouts, produced=produced)
     try:
         while True:
             try:

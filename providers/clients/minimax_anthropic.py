@@ -139,6 +139,7 @@ class MiniMaxAnthropicClient(HttpChatClient):
             self.endpoint.timeouts,
             finished=lambda: state.stopped,
             grace=self.finish_grace,
+            produced=lambda: state.produced,
         )
         try:
             async for payload in payloads:

@@ -128,13 +128,17 @@ def minimax_error(status: int, body: Any, headers: Mapping[str, str]) -> Provide
         found = _TRAILING_CODE.search(message)
         if found:
             code = int(found.group(1))
+    # A specific MiniMax code wins; then a specific HTTP status; then the error type.
+    # Code 1000 means "unknown" and must not hide a clear status such as 403 or 504.
     cls: type[ProviderError] | None = None
-    if code is not None:
+    if code is not None and code != 1000:
         cls = _MINIMAX_CODES.get(code)
+    if cls is None:
+        cls = _STATUSES.get(status)
     if cls is None and error_type:
         cls = _ERROR_TYPES.get(error_type)
     if cls is None:
-        cls = _STATUSES.get(status, OverloadedError if status >= 500 else ProviderError)
+        cls = OverloadedError if status >= 500 or code == 1000 else ProviderError
     friendly = _MINIMAX_CODE_MESSAGES.get(code or 0)
     text = friendly or _sentence(cls, message)
     return cls(text, status=status, code=str(code) if code else error_type, retry_after=retry_after)
@@ -493,6 +497,7 @@ class OpenAIShapedClient(HttpChatClient):
             self.endpoint.timeouts,
             finished=lambda: parser.finished,
             grace=self.finish_grace,
+            produced=lambda: parser.streamed_text,
         )
         events = parse_stream(payloads, parser)
         try:

@@ -27,14 +27,18 @@ from providers.simulator.replies import Reply, compose, tokens
 if TYPE_CHECKING:
     from providers.simulator.server import Exchange
 
-_MINIMAX_ERRORS = {
+_MINIMAX_ERRORS: dict[int, tuple[str, int | None, str]] = {
     400: ("bad_request_error", 2013, "invalid params"),
     401: ("authorized_error", 1004, "login fail: Please carry the API secret key"),
     402: ("insufficient_balance_error", 1008, "insufficient balance"),
-    404: ("bad_request_error", 2013, "unknown model"),
+    403: ("permission_error", None, "IP address not in allow list"),
+    404: ("not_found_error", None, "model not found"),
+    409: ("conflict_error", None, "conflict"),
     422: ("unprocessable_entity_error", 2013, "invalid params"),
     429: ("rate_limit_error", 1002, "rate limit exceeded(RPM)"),
     500: ("server_error", 1013, "internal service error"),
+    503: ("service_unavailable_error", None, "service unavailable"),
+    504: ("timeout_error", None, "gateway timeout"),
     529: ("overloaded_error", 1033, "system overloaded"),
 }
 _CLOUDFLARE_ERRORS = {
@@ -53,9 +57,10 @@ _EXTRA_ROLES = ("user_system", "group", "sample_message_user", "sample_message_a
 
 def minimax_error_body(status: int) -> dict[str, Any]:
     kind, code, message = _MINIMAX_ERRORS.get(status, ("server_error", 1000, "unknown error"))
+    text = f"{message} ({code})" if code else message
     return {
         "type": "error",
-        "error": {"type": kind, "message": f"{message} ({code})", "http_code": str(status)},
+        "error": {"type": kind, "message": text, "http_code": str(status)},
         "request_id": uuid.uuid4().hex,
     }
 

@@ -153,6 +153,7 @@ class Simulator:
         self.requests: list[RecordedRequest] = []
         self._faults: deque[str] = deque()
         self._server: asyncio.base_events.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
         self.base_url = ""
         # Matched in order against the path; each API also has its own prefix, so the
         # demo can point every client at one simulator.
@@ -180,10 +181,17 @@ class Simulator:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            for task in list(self._handlers):
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         try:
             record = await self._read_request(reader)
             if record is None:
@@ -205,7 +213,7 @@ class Simulator:
             pass  # the server is closing; this connection ends here
         finally:
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
     async def _watch(

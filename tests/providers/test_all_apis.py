@@ -120,3 +120,18 @@ async def test_a_refused_connection_is_a_connection_error_without_the_key(api):
     with pytest.raises(UpstreamConnectionError) as caught:
         await gather(make_client(unreachable, api).stream(_request(api)))
     assert API_KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_no_first_token_in_time_is_a_timeout(sim, api):
+    timeouts = Timeouts(connect=2, first_token=0.3, between_tokens=5, total=10)
+    client = make_client(sim, api, fault="silence-after=0", timeouts=timeouts)
+    with pytest.raises(UpstreamTimeoutError, match="did not start answering in time"):
+        await gather(client.stream(_request(api)))
+
+
+async def test_the_total_budget_ends_a_reply_that_keeps_going(sim):
+    timeouts = Timeouts(connect=2, first_token=2, between_tokens=2, total=0.5)
+    client = make_client(sim, "minimax", pace=20, timeouts=timeouts)
+    with pytest.raises(UpstreamTimeoutError):
+        await gather(client.stream(_request("minimax")))
