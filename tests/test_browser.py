@@ -202,3 +202,22 @@ def test_each_api_streams_an_answer_with_its_thinking_block(demo_site, api):
     assert thinking.locator("summary").text_content() == "Thinking"
     thinking.locator("summary").click()
     assert thinking.locator(".thinking-body").text_content().startswith("The user wrote")
+
+
+def test_an_out_of_range_parameter_is_refused_in_the_page_with_the_limit(demo_site):
+    base_url, page = demo_site
+    page.goto(f"{base_url}/")
+    page.get_by_label("Model").select_option(label="Offline demo (simulated replies)")
+    page.get_by_role("button", name="New chat").click()
+    page.wait_for_url("**/c/*/")
+    page.get_by_text("Parameters", exact=True).click()
+    page.get_by_label("Temperature").fill("1.4")
+    page.get_by_role("button", name="Save parameters").click()
+    error = page.locator("#conversation-settings [role=alert]")
+    error.wait_for()
+    assert "Temperature must be 0 < value ≤ 1" in error.text_content()
+    page.get_by_label("Temperature").fill("0.7")
+    page.get_by_role("button", name="Save parameters").click()
+    page.get_by_role("status").filter(has_text="Saved.").wait_for()
+    page.reload()
+    assert page.get_by_label("Temperature").input_value() == "0.7"
