@@ -25,7 +25,7 @@ from providers.clients.errors import (
     RateLimitedError,
     UpstreamTimeoutError,
 )
-from providers.clients.http import Endpoint, Timeouts, parse_retry_after
+from providers.clients.http import Timeouts, bearer_endpoint, parse_retry_after
 from providers.clients.openai_compat import ChunkParser, OpenAIShapedClient, minimax_payload_error
 from providers.clients.types import ChatRequest, StreamEvent
 
@@ -108,12 +108,8 @@ class CloudflareClient(OpenAIShapedClient):
         else:
             root = f"{base_url.rstrip('/')}/accounts/{account_id}/ai"
         super().__init__(
-            Endpoint(
-                base_url=root,
-                headers={"Authorization": f"Bearer {api_token}", **(extra_headers or {})},
-                secrets=(api_token,),
-                timeouts=timeouts or Timeouts(),
-                transport=transport,
+            bearer_endpoint(
+                root, api_token, timeouts=timeouts, transport=transport, extra_headers=extra_headers
             ),
             finish_grace=finish_grace,
         )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from providers.clients.http import Endpoint, Timeouts
+from providers.clients.http import Timeouts, bearer_endpoint
 from providers.clients.openai_compat import OpenAIShapedClient
 from providers.clients.types import ChatRequest
 
@@ -32,12 +32,12 @@ class CloudswayClient(OpenAIShapedClient):
         finish_grace: float = 2.0,
     ) -> None:
         super().__init__(
-            Endpoint(
-                base_url=base_url.rstrip("/"),
-                headers={"Authorization": f"Bearer {api_key}", **(extra_headers or {})},
-                secrets=(api_key,),
-                timeouts=timeouts or Timeouts(),
+            bearer_endpoint(
+                base_url,
+                api_key,
+                timeouts=timeouts,
                 transport=transport,
+                extra_headers=extra_headers,
             ),
             finish_grace=finish_grace,
         )

@@ -24,10 +24,16 @@ from providers.clients.errors import (
     ProtocolError,
     ProviderError,
     RateLimitedError,
-    UpstreamConnectionError,
     UpstreamTimeoutError,
+    ended_early,
 )
-from providers.clients.http import Endpoint, Timeouts, decode_json, parse_retry_after, sse_events
+from providers.clients.http import (
+    Timeouts,
+    bearer_endpoint,
+    decode_json,
+    parse_retry_after,
+    sse_events,
+)
 from providers.clients.persona import folded_messages
 from providers.clients.thinking import SnapshotOrDelta
 from providers.clients.types import (
@@ -108,16 +114,14 @@ class DashScopeClient(HttpChatClient):
         extra_headers: Mapping[str, str] | None = None,
         finish_grace: float = 2.0,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}", **(extra_headers or {})}
-        if workspace:
-            headers["X-DashScope-WorkSpace"] = workspace
         super().__init__(
-            Endpoint(
-                base_url=base_url.rstrip("/"),
-                headers=headers,
-                secrets=(api_key,),
-                timeouts=timeouts or Timeouts(),
+            bearer_endpoint(
+                base_url,
+                api_key,
+                headers={"X-DashScope-WorkSpace": workspace} if workspace else None,
+                timeouts=timeouts,
                 transport=transport,
+                extra_headers=extra_headers,
             ),
             finish_grace=finish_grace,
         )
@@ -275,9 +279,7 @@ class _State:
         if self.usage is not None:
             yield self.usage_report()
         if self.finish_raw is None:
-            if self.text.text or self.reasoning.text:
-                raise UpstreamConnectionError("DashScope's stream ended before the reply finished.")
-            raise ProtocolError("DashScope's stream ended without a reply.")
+            raise ended_early(produced=bool(self.text.text or self.reasoning.text))
         yield Finish(_FINISH.get(self.finish_raw, "unknown"), raw_reason=self.finish_raw)
 
     def usage_report(self) -> UsageReport:

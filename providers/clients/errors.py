@@ -78,6 +78,13 @@ class ProtocolError(ProviderError):
     default_message = "The provider sent a response Parley could not understand."
 
 
+def ended_early(*, produced: bool) -> ProviderError:
+    """A stream that closed before its finish: cut mid-reply, or empty altogether."""
+    if produced:
+        return UpstreamConnectionError("The provider's stream ended before the reply finished.")
+    return ProtocolError("The provider's stream ended without a reply.")
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Remove every secret (and its Bearer form) from text that may reach a user or a log."""
     for secret in secrets:

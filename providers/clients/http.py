@@ -48,6 +48,25 @@ class Endpoint:
     transport: httpx.AsyncBaseTransport | None = None
 
 
+def bearer_endpoint(
+    base_url: str,
+    api_key: str,
+    *,
+    timeouts: Timeouts | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> Endpoint:
+    """An endpoint that authenticates with ``Authorization: Bearer`` (every API here)."""
+    return Endpoint(
+        base_url=base_url.rstrip("/"),
+        headers={"Authorization": f"Bearer {api_key}", **(headers or {}), **(extra_headers or {})},
+        secrets=(api_key,),
+        timeouts=timeouts or Timeouts(),
+        transport=transport,
+    )
+
+
 ErrorMapper = Callable[[int, Any, Mapping[str, str]], ProviderError]
 
 

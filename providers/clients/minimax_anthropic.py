@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from providers.clients.base import HttpChatClient
-from providers.clients.errors import ProtocolError, ProviderError, UpstreamConnectionError
-from providers.clients.http import Endpoint, Timeouts, json_payloads
+from providers.clients.errors import ProtocolError, ProviderError, ended_early
+from providers.clients.http import Timeouts, bearer_endpoint, json_payloads
 from providers.clients.openai_compat import minimax_error, minimax_payload_error
 from providers.clients.persona import folded_system_prompt
 from providers.clients.types import (
@@ -74,18 +74,14 @@ class MiniMaxAnthropicClient(HttpChatClient):
         finish_grace: float = 2.0,
     ) -> None:
         super().__init__(
-            Endpoint(
-                base_url=base_url.rstrip("/"),
-                # Regions disagree on the header: send both.
-                headers={
-                    "x-api-key": api_key,
-                    "Authorization": f"Bearer {api_key}",
-                    "anthropic-version": ANTHROPIC_VERSION,
-                    **(extra_headers or {}),
-                },
-                secrets=(api_key,),
-                timeouts=timeouts or Timeouts(),
+            bearer_endpoint(
+                base_url,
+                api_key,
+                # Regions disagree on the header (x-api-key or Bearer): send both.
+                headers={"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION},
+                timeouts=timeouts,
                 transport=transport,
+                extra_headers=extra_headers,
             ),
             finish_grace=finish_grace,
         )
@@ -295,11 +291,7 @@ class _MessageState:
         if self.usage.input_tokens or self.usage.output_tokens:
             yield UsageReport(self.usage)
         if self.stop_reason is None:
-            if self.produced:
-                raise UpstreamConnectionError(
-                    "The provider's stream ended before the reply finished."
-                )
-            raise ProtocolError("The provider's stream ended without a reply.")
+            raise ended_early(produced=self.produced)
         yield Finish(
             _STOP.get(self.stop_reason, "unknown"),
             raw_reason=self.stop_reason,

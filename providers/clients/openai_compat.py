@@ -22,8 +22,8 @@ from providers.clients.errors import (
     ProtocolError,
     ProviderError,
     RateLimitedError,
-    UpstreamConnectionError,
     UpstreamTimeoutError,
+    ended_early,
 )
 from providers.clients.http import json_payloads, parse_retry_after
 from providers.clients.persona import folded_messages, native_messages, uses_extra_roles
@@ -276,11 +276,7 @@ class ChunkParser:
         if self._usage is not None:
             yield UsageReport(self._usage)
         if self._finish_raw is None:
-            if self.streamed_text:
-                raise UpstreamConnectionError(
-                    "The provider's stream ended before the reply finished."
-                )
-            raise ProtocolError("The provider's stream ended without a reply.")
+            raise ended_early(produced=self.streamed_text)
         yield Finish(
             _FINISH_REASONS.get(self._finish_raw, "unknown"),
             raw_reason=self._finish_raw,
