@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from chat import actions
 from chat.access import access_conversation, conversations_for
 from chat.forms import ConversationSettingsForm, NewChatForm, SignUpForm
-from chat.models import Message, User
+from chat.models import Conversation, Message, User
 from chat.rendering import MessageView
 from providers import registry
 
@@ -126,16 +126,15 @@ def conversation_settings(request: HttpRequest, conversation_id: int) -> HttpRes
             saved = True
         except actions.ActionError as error:
             form.add_error(None, str(error))
+    if saved and not request.htmx:
+        return redirect("conversation", conversation_id=chat.pk)
     context = _settings_context(chat, form, saved=saved)
-    status = 200 if saved or not form.errors else 422
-    if not request.htmx:
-        if saved:
-            return redirect("conversation", conversation_id=chat.pk)
-        return render(request, "chat/_settings.html", context, status=status)
-    return render(request, "chat/_settings.html", context, status=status)
+    return render(request, "chat/_settings.html", context, status=200 if saved else 422)
 
 
-def _settings_context(chat, form=None, *, saved=False):  # type: ignore[no-untyped-def]
+def _settings_context(
+    chat: Conversation, form: ConversationSettingsForm | None = None, *, saved: bool = False
+) -> dict[str, object]:
     option = registry.get_model(chat.model)
     if form is None:
         form = ConversationSettingsForm(

@@ -158,11 +158,6 @@ def get_model(key: str) -> ModelOption | None:
     return next((option for option in available_models() if option.key == key), None)
 
 
-def default_model_key() -> str:
-    options = available_models()
-    return options[0].key if options else ""
-
-
 def _timeouts() -> Timeouts:
     return Timeouts(
         connect=settings.UPSTREAM_CONNECT_TIMEOUT,

@@ -277,11 +277,7 @@ class _State:
 
     def close(self) -> Iterator[StreamEvent]:
         if self.usage is not None:
-            yield self.usage_report()
+            yield UsageReport(self.usage)
         if self.finish_raw is None:
             raise ended_early(produced=bool(self.text.text or self.reasoning.text))
         yield Finish(_FINISH.get(self.finish_raw, "unknown"), raw_reason=self.finish_raw)
-
-    def usage_report(self) -> UsageReport:
-        assert self.usage is not None
-        return UsageReport(self.usage)

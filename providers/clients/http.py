@@ -19,7 +19,6 @@ import httpx
 
 from providers.clients.errors import (
     ProviderError,
-    RateLimitedError,
     UpstreamConnectionError,
     UpstreamTimeoutError,
     redact,
@@ -197,12 +196,6 @@ def _describe(exc: httpx.HTTPError, endpoint: Endpoint) -> str:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
     detail = redact(str(exc) or type(exc).__name__, endpoint.secrets)
     return f"Connection to the provider {kind}: {detail}"
-
-
-def rate_limited(
-    message: str | None, headers: Mapping[str, str], **kwargs: Any
-) -> RateLimitedError:
-    return RateLimitedError(message, retry_after=parse_retry_after(headers), **kwargs)
 
 
 async def json_payloads(

@@ -80,7 +80,7 @@ async def generation(exchange: Exchange) -> None:
             200,
             {
                 "output": {"choices": [{"finish_reason": "stop", "message": message}]},
-                "usage": _usage(reasoning, reply.answer, reply.answer),
+                "usage": _usage(reasoning, reply.answer),
                 "request_id": request_id,
             },
         )
@@ -118,7 +118,7 @@ async def generation(exchange: Exchange) -> None:
                 event_id,
                 message,
                 "null",
-                _usage(reasoning_so_far, text_so_far, reply.answer),
+                _usage(reasoning_so_far, text_so_far),
                 request_id,
             )
         )
@@ -127,13 +127,11 @@ async def generation(exchange: Exchange) -> None:
     event_id += 1
     last = {"role": "assistant", "content": "" if incremental else text_so_far}
     await exchange.send(
-        _event(
-            event_id, last, "stop", _usage(reasoning_so_far, text_so_far, reply.answer), request_id
-        )
+        _event(event_id, last, "stop", _usage(reasoning_so_far, text_so_far), request_id)
     )
 
 
-def _usage(reasoning: str, text: str, full_answer: str) -> dict[str, Any]:
+def _usage(reasoning: str, text: str) -> dict[str, Any]:
     output = len(tokens(reasoning)) + len(tokens(text))
     return {
         "input_tokens": 96,
