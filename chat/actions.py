@@ -35,6 +35,7 @@ from providers.clients.budget import fit_to_window
 from providers.clients.errors import LimitExceededError, ProviderError
 from providers.clients.limits import check_limits
 from providers.clients.types import (
+    ChatClient,
     ChatMessage,
     ChatRequest,
     ExampleTurn,
@@ -69,6 +70,7 @@ class ReplyContext:
     reply_id: int
     conversation_id: int
     model: registry.ModelOption
+    client: ChatClient
     request: ChatRequest
     speaker: str
     estimated_prompt_tokens: int = 0
@@ -340,7 +342,7 @@ def _error_text(error: BaseException | None) -> str:
 
 async def _pull_upstream(context: ReplyContext, buffer: ReplyBuffer) -> None:
     """Read events into the buffer, retrying only while nothing has reached the user."""
-    client = registry.client_for(context.model)
+    client = context.client
     loop = asyncio.get_running_loop()
     attempt = 0
     while True:
@@ -489,6 +491,8 @@ def _load_reply_context(reply_id: int) -> ReplyContext | None:
         reply_id=reply_id,
         conversation_id=conversation.pk,
         model=option,
+        # Built here, in a worker thread: the first demo client starts the simulator.
+        client=registry.client_for(option),
         request=prepared.request,
         speaker=speaker_for(conversation),
         estimated_prompt_tokens=prepared.estimated_prompt_tokens,

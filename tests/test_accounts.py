@@ -82,3 +82,26 @@ def test_login_form_has_the_accessible_names(client):
     assert '<label for="id_username">Username</label>' in html
     assert '<label for="id_password">Password</label>' in html
     assert ">Log in</button>" in html
+
+
+def test_an_admin_approves_a_pending_user_in_the_admin(client_for, owner, outsider):
+    owner.is_staff = owner.is_superuser = True
+    owner.save()
+    response = client_for(owner).post(
+        "/admin/chat/user/",
+        {"action": "approve", "_selected_action": [outsider.pk]},
+        follow=True,
+    )
+    assert b"Approved 1 user(s)." in response.content
+    outsider.refresh_from_db()
+    assert outsider.is_approved
+    assert client_for(outsider).get("/").status_code == 200
+
+
+def test_admins_manage_personas_with_example_turns_inline(client_for, owner, persona):
+    owner.is_staff = owner.is_superuser = True
+    owner.save()
+    page = client_for(owner).get(f"/admin/chat/personapreset/{persona.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Bait, probably." in html and 'name="examples-0-user_text"' in html
