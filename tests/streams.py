@@ -25,12 +25,15 @@ class Transcript:
 
     regions: dict[str, str] = field(default_factory=dict)
     frames: list[str] = field(default_factory=list)
+    #: Deltas dropped because they did not continue the text shown (a snapshot follows).
     gaps: int = 0
+    #: Every text a region showed, in order, to check what a person would have seen.
+    shown: dict[str, list[str]] = field(default_factory=dict)
 
     def apply(self, frame: str) -> None:
         self.frames.append(frame)
         for match in STREAMING_BODY.finditer(frame):
-            self.regions[match["target"]] = html.unescape(match["text"])
+            self._show(match["target"], html.unescape(match["text"]))
         for match in DELTA.finditer(frame):
             have = self.regions.get(match["target"], "")
             offset, end = int(match["offset"]), int(match["end"])
@@ -39,7 +42,11 @@ class Transcript:
             if offset != len(have):
                 self.gaps += 1
                 continue
-            self.regions[match["target"]] = have + html.unescape(match["text"])
+            self._show(match["target"], have + html.unescape(match["text"]))
+
+    def _show(self, target: str, text: str) -> None:
+        self.regions[target] = text
+        self.shown.setdefault(target, []).append(text)
 
     def text(self, message_id: int, kind: str = "text") -> str:
         return self.regions.get(f"m-{message_id}-{kind}", "")
