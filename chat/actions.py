@@ -437,7 +437,6 @@ async def _listen_for_control(
                 content=buffer.content[: buffer.published_content],
                 reasoning=buffer.reasoning[: buffer.published_reasoning],
                 speaker=context.speaker,
-                model_label=context.model.label,
             )
             await events.send_to(
                 message["reply_to"],
@@ -563,13 +562,7 @@ def finish_reply(
 
 def _publish_replacement(reply: Message) -> str:
     conversation = reply.conversation
-    option = registry.get_model(conversation.model)
-    view = MessageView.from_message(
-        reply,
-        speaker=speaker_for(conversation),
-        model_label=option.label if option else reply.model,
-    )
-    html = replace_message_frame(view)
+    html = replace_message_frame(MessageView.from_message(reply, speaker=speaker_for(conversation)))
     events.publish_on_commit(
         events.conversation_group(conversation.pk),
         events.frame(html, conversation_id=conversation.pk, message_id=reply.pk),
@@ -620,13 +613,8 @@ def latest_reply_html(*, conversation_id: int) -> str:
     )
     if reply is None:
         return ""
-    option = registry.get_model(reply.conversation.model)
     return replace_message_frame(
-        MessageView.from_message(
-            reply,
-            speaker=speaker_for(reply.conversation),
-            model_label=option.label if option else reply.model,
-        )
+        MessageView.from_message(reply, speaker=speaker_for(reply.conversation))
     )
 
 

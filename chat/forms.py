@@ -27,9 +27,8 @@ class NewChatForm(forms.Form):
     )
     model = forms.ChoiceField(choices=(), widget=forms.Select(attrs={"id": "new-chat-model"}))
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, options: list[registry.ModelOption], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        options = registry.available_models()
         self.fields["model"].choices = model_choices(options)
         if options and not self.is_bound:
             self.initial.setdefault("model", options[0].key)
@@ -54,10 +53,10 @@ class ConversationSettingsForm(forms.Form):
     )
     max_output_tokens = forms.IntegerField(label="Max output tokens", required=False)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, options: list[registry.ModelOption], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.options = {option.key: option for option in registry.available_models()}
-        self.fields["model"].choices = model_choices(list(self.options.values()))
+        self.options = {option.key: option for option in options}
+        self.fields["model"].choices = model_choices(options)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

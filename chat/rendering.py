@@ -28,7 +28,6 @@ class MessageView:
     reasoning: str = ""
     error: str = ""
     speaker: str = ""
-    model_label: str = ""
     finish_reason: str = ""
     usage: dict[str, int | None] = field(default_factory=dict)
     time_to_first_token_ms: int | None = None
@@ -36,9 +35,7 @@ class MessageView:
     notices: tuple[str, ...] = ()
 
     @classmethod
-    def from_message(
-        cls, message: Message, *, speaker: str = "", model_label: str = ""
-    ) -> MessageView:
+    def from_message(cls, message: Message, *, speaker: str = "") -> MessageView:
         return cls(
             id=message.pk,
             role=message.role,
@@ -47,7 +44,6 @@ class MessageView:
             reasoning=message.reasoning,
             error=message.error,
             speaker=speaker,
-            model_label=model_label,
             finish_reason=message.finish_reason,
             usage={
                 "input": message.input_tokens,

@@ -19,24 +19,27 @@ from chat.rendering import MessageView
 from providers import registry
 
 
-def _sidebar(request: HttpRequest, active_id: int | None = None) -> dict[str, object]:
+def _sidebar(
+    request: HttpRequest, options: list[registry.ModelOption], active_id: int | None = None
+) -> dict[str, object]:
     return {
         "conversations": conversations_for(request.user).only("id", "title", "updated_at")[:100],
         "active_id": active_id,
-        "new_chat_form": NewChatForm(),
-        "models_available": bool(registry.available_models()),
+        "new_chat_form": NewChatForm(options=options),
+        "models_available": bool(options),
     }
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/home.html", _sidebar(request))
+    return render(request, "chat/home.html", _sidebar(request, registry.available_models()))
 
 
 @require_POST
 def new_chat(request: HttpRequest) -> HttpResponse:
-    form = NewChatForm(request.POST)
+    options = registry.available_models()
+    form = NewChatForm(request.POST, options=options)
     if not form.is_valid():
-        context = _sidebar(request)
+        context = _sidebar(request, options)
         context["new_chat_form"] = form
         return render(request, "chat/home.html", context, status=400)
     persona = form.cleaned_data["persona"]
@@ -55,25 +58,26 @@ def new_chat(request: HttpRequest) -> HttpResponse:
 def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
     chat = access_conversation(request.user, conversation_id)
     actions.reap_stale_replies(conversation_id=chat.pk)
-    option = registry.get_model(chat.model)
+    # Listing models queries connections and decrypts their keys: once per request.
+    options = registry.available_models()
+    option = registry.find(options, chat.model)
     model_label = option.label if option else f"{chat.model} (unavailable)"
     speaker = actions.speaker_for(chat)
     views = [
         MessageView.from_message(
             message,
             speaker=speaker if message.role == Message.Role.ASSISTANT else "",
-            model_label=model_label,
         )
         for message in chat.messages.all()
     ]
-    context = _sidebar(request, chat.pk)
+    context = _sidebar(request, options, chat.pk)
     context.update(
         {
             "conversation": chat,
             "messages_": views,
             "model_label": model_label,
             "simulated": bool(option and option.simulated),
-            **_settings_context(chat),
+            **_settings_context(chat, options),
         }
     )
     return render(request, "chat/conversation.html", context)
@@ -110,7 +114,8 @@ def pending(request: HttpRequest) -> HttpResponse:
 @require_POST
 def conversation_settings(request: HttpRequest, conversation_id: int) -> HttpResponse:
     chat = access_conversation(request.user, conversation_id)
-    form = ConversationSettingsForm(request.POST)
+    options = registry.available_models()
+    form = ConversationSettingsForm(request.POST, options=options)
     saved = False
     if form.is_valid():
         data = form.cleaned_data
@@ -128,21 +133,26 @@ def conversation_settings(request: HttpRequest, conversation_id: int) -> HttpRes
             form.add_error(None, str(error))
     if saved and not request.htmx:
         return redirect("conversation", conversation_id=chat.pk)
-    context = _settings_context(chat, form, saved=saved)
+    context = _settings_context(chat, options, form, saved=saved)
     return render(request, "chat/_settings.html", context, status=200 if saved else 422)
 
 
 def _settings_context(
-    chat: Conversation, form: ConversationSettingsForm | None = None, *, saved: bool = False
+    chat: Conversation,
+    options: list[registry.ModelOption],
+    form: ConversationSettingsForm | None = None,
+    *,
+    saved: bool = False,
 ) -> dict[str, object]:
-    option = registry.get_model(chat.model)
+    option = registry.find(options, chat.model)
     if form is None:
         form = ConversationSettingsForm(
+            options=options,
             initial={
                 "model": chat.model,
                 "temperature": chat.temperature,
                 "top_p": chat.top_p,
                 "max_output_tokens": chat.max_output_tokens,
-            }
+            },
         )
     return {"conversation": chat, "settings_form": form, "option": option, "saved": saved}

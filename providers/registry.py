@@ -154,8 +154,12 @@ def _demo_options(rows: dict[tuple[str, str], CatalogModel]) -> list[ModelOption
     return options
 
 
+def find(options: list[ModelOption], key: str) -> ModelOption | None:
+    return next((option for option in options if option.key == key), None)
+
+
 def get_model(key: str) -> ModelOption | None:
-    return next((option for option in available_models() if option.key == key), None)
+    return find(available_models(), key)
 
 
 def _timeouts() -> Timeouts:

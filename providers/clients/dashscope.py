@@ -26,6 +26,7 @@ from providers.clients.errors import (
     RateLimitedError,
     UpstreamTimeoutError,
     ended_early,
+    skipped_malformed_chunk,
 )
 from providers.clients.http import (
     Timeouts,
@@ -178,7 +179,8 @@ class DashScopeClient(HttpChatClient):
                     continue
                 payload = decode_json(event.data)
                 if not isinstance(payload, dict):
-                    continue  # a malformed event: skip it, the next one carries on
+                    skipped_malformed_chunk("DashScope")
+                    continue
                 for item in state.feed(payload):
                     yield item
                 if state.finish_raw is not None:

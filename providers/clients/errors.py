@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+
+logger = logging.getLogger("providers")
 
 
 class ProviderError(Exception):
@@ -76,6 +79,11 @@ class UpstreamConnectionError(ProviderError):
 
 class ProtocolError(ProviderError):
     default_message = "The provider sent a response Parley could not understand."
+
+
+def skipped_malformed_chunk(api: str) -> None:
+    """A chunk that does not parse is skipped (the stream carries on); say so, not what."""
+    logger.warning("Skipped a malformed stream chunk from %s", api)
 
 
 def ended_early(*, produced: bool) -> ProviderError:

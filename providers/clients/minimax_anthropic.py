@@ -14,7 +14,12 @@ from typing import Any
 import httpx
 
 from providers.clients.base import HttpChatClient
-from providers.clients.errors import ProtocolError, ProviderError, ended_early
+from providers.clients.errors import (
+    ProtocolError,
+    ProviderError,
+    ended_early,
+    skipped_malformed_chunk,
+)
 from providers.clients.http import Timeouts, bearer_endpoint, json_payloads
 from providers.clients.openai_compat import minimax_error, minimax_payload_error
 from providers.clients.persona import folded_system_prompt
@@ -180,7 +185,8 @@ class _MessageState:
 
     def feed(self, payload: Any) -> Iterator[StreamEvent]:
         if not isinstance(payload, dict):
-            return  # malformed frame
+            skipped_malformed_chunk("the Anthropic-compatible API")
+            return
         kind = payload.get("type")
         if kind == "error" or payload.get("error"):
             raise minimax_error(200, payload, {})

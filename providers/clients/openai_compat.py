@@ -24,6 +24,7 @@ from providers.clients.errors import (
     RateLimitedError,
     UpstreamTimeoutError,
     ended_early,
+    skipped_malformed_chunk,
 )
 from providers.clients.http import json_payloads, parse_retry_after
 from providers.clients.persona import folded_messages, native_messages, uses_extra_roles
@@ -216,7 +217,6 @@ class ChunkParser:
         self._usage: Usage | None = None
         self._finish_raw: str | None = None
         self.streamed_text = False
-        self.malformed_chunks = 0
 
     @property
     def finished(self) -> bool:
@@ -224,7 +224,7 @@ class ChunkParser:
 
     def feed(self, payload: Any) -> Iterator[StreamEvent]:
         if not isinstance(payload, dict):
-            self.malformed_chunks += 1
+            skipped_malformed_chunk("an OpenAI-shaped API")
             return
         error = self._payload_error(payload)
         if error is not None:
@@ -245,11 +245,11 @@ class ChunkParser:
             return
         choice = choices[0]
         if not isinstance(choice, dict):
-            self.malformed_chunks += 1
+            skipped_malformed_chunk("an OpenAI-shaped API")
             return
         delta = choice.get("delta") or choice.get("message") or {}
         if not isinstance(delta, dict):
-            self.malformed_chunks += 1
+            skipped_malformed_chunk("an OpenAI-shaped API")
             return
         finish = choice.get("native_finish_reason") or choice.get("finish_reason")
         if self.finished:

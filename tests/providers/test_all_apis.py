@@ -92,9 +92,11 @@ async def test_silence_mid_stream_times_out(sim, api):
 
 
 @pytest.mark.parametrize("api", APIS)
-async def test_a_malformed_chunk_is_skipped(sim, api):
+async def test_a_malformed_chunk_is_skipped(sim, api, caplog):
     result = await gather(make_client(sim, api, fault="malformed-after=3").stream(_request(api)))
     assert "Received:" in result.text and result.finish.reason == "stop"
+    assert "Skipped a malformed stream chunk" in caplog.text
+    assert "broken" not in caplog.text  # the chunk itself is never logged
 
 
 @pytest.mark.parametrize("api", APIS)
