@@ -221,3 +221,43 @@ def test_an_out_of_range_parameter_is_refused_in_the_page_with_the_limit(demo_si
     page.get_by_role("status").filter(has_text="Saved.").wait_for()
     page.reload()
     assert page.get_by_label("Temperature").input_value() == "0.7"
+
+
+def test_the_composer_keeps_refused_text_and_shift_enter_adds_a_line(demo_site):
+    base_url, page = demo_site
+    page.goto(f"{base_url}/")
+    page.get_by_label("Model").select_option(
+        label="Offline demo: M2-her via MiniMax (OpenAI-compatible) (simulated)"
+    )
+    page.get_by_role("button", name="New chat").click()
+    page.wait_for_url("**/c/*/")
+    page.wait_for_timeout(300)
+    composer = page.get_by_label("Message")
+
+    # Too long for M2-her's 2,048-token window: refused, and the text is not lost.
+    too_long = "word " * 3000
+    composer.fill(too_long)
+    composer.press("Enter")
+    error = page.locator("#composer-error")
+    page.wait_for_function(
+        "document.querySelector('#composer-error').textContent.includes('context')"
+    )
+    assert "2,048 tokens of context" in error.text_content()
+    assert composer.input_value() == too_long
+    assert page.locator(".message.user").count() == 0
+
+    # Shift+Enter adds a line; Enter sends both lines; the title follows live.
+    composer.fill("First line")
+    composer.press("Shift+Enter")
+    composer.type("second line")
+    assert composer.input_value() == "First line\nsecond line"
+    assert page.locator(".message.user").count() == 0
+    composer.press("Enter")
+    sent = page.locator(".message.user").last
+    sent.wait_for()
+    assert sent.locator(".user-text").text_content() == "First line\nsecond line"
+    assert composer.input_value() == ""
+    assert error.text_content() == ""
+    page.locator("#chat-title", has_text="First line second line").wait_for()
+    assert page.locator("[aria-current=page]").text_content().strip() == "First line second line"
+    page.locator(".message.assistant.status-complete pre code").last.wait_for(timeout=30_000)

@@ -47,6 +47,12 @@ async def test_the_reply_streams_to_the_owner(connect, owner, conversation, fast
     assert message.content.startswith(transcript.text(reply_id)) and transcript.text(reply_id)
     assert message.reasoning.startswith(transcript.text(reply_id, "reasoning"))
     assert "Where are we headed?" in message.content and "we headed?”." in final
+    # The first message names the conversation, live, in the header and the sidebar.
+    assert any(
+        '<h1 id="chat-title" hx-swap-oob="true">Where are we headed?</h1>' in frame
+        and 'id="conversation-link-' in frame
+        for frame in transcript.frames
+    )
     assert message.output_tokens and message.time_to_first_token_ms is not None
 
 
