@@ -133,7 +133,7 @@ def simulator():  # type: ignore[no-untyped-def]
     demo_upstream_url()
     sim = background_simulator()
     yield sim
-    sim._faults.clear()
+    sim.clear_faults()
 
 
 def _session_cookie(user: User) -> str:

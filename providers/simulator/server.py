@@ -172,6 +172,9 @@ class Simulator:
         that brings none of its own."""
         self._faults.append(fault)
 
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._server = await asyncio.start_server(self._handle, host, port)
         bound = self._server.sockets[0].getsockname()

@@ -25,8 +25,8 @@
     if (messages) messages.dataset.stick = nearBottom(messages) ? "1" : "";
     var match = DELTA.exec(event.detail.message);
     if (!match) {
-      if (event.detail.message.indexOf('data-status="streaming"') === -1) return;
-      syncPending = false;
+      // A streaming message's full HTML is the snapshot our sync request asked for.
+      if (event.detail.message.indexOf('data-status="streaming"') !== -1) syncPending = false;
       return;
     }
     var target = document.getElementById(match[1]);
