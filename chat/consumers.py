@@ -1,10 +1,17 @@
 """The chat socket: thin. It checks access, joins the conversation's group, forwards
-frames, and hands every request to chat.actions."""
+frames, and hands every request to chat.actions.
+
+It rides out a channel-layer outage instead of dying with it: receiving retries with
+backoff and, once the layer answers, re-joins the group (Redis may have restarted and
+forgotten it) and catches up on what was missed.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -17,24 +24,56 @@ from chat.rendering import composer_error_frame, composer_ok_frame
 
 logger = logging.getLogger(__name__)
 
+# Close codes the browser's websocket extension reconnects after (with backoff).
+CLOSE_SERVICE_RESTART = 1012
+
 
 class ConversationConsumer(AsyncWebsocketConsumer):
     conversation_id: int
-    group: str
+    group: str = ""
+    _receive_from_layer: Callable[[], Awaitable[dict[str, Any]]]
+
+    # Channels assigns this in __call__ and awaits it for every layer message: route
+    # it through the retrying receive below.
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
+        return self._resilient_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._receive_from_layer = receive
+
+    async def _resilient_receive(self) -> dict[str, Any]:
+        return await events.receive_with_retry(self.channel_name, on_recover=self._rejoin)
+
+    async def _rejoin(self) -> None:
+        if self.group:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+            await self._catch_up()
 
     async def connect(self) -> None:
         self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
-        if not await self._may_access():
-            await self.close()  # refused during the handshake: HTTP 403
+        actions.supervisor.ensure_running()
+        # Refused during the handshake (HTTP 403); the browser retries with backoff.
+        if not actions.accepting_replies() or not await self._may_access():
+            await self.close()
             return
-        self.group = events.conversation_group(self.conversation_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        group = events.conversation_group(self.conversation_id)
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except events.LAYER_ERRORS as error:
+            logger.warning("Refused a socket, channel layer unavailable: %s", error)
+            await self.close()
+            return
+        self.group = group
         await self.accept()
         await self._catch_up()
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.group:
+            # If the layer is down, the membership expires on its own.
+            with contextlib.suppress(*events.LAYER_ERRORS):
+                await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -46,35 +85,52 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         action = payload.get("action", "send")
         if action == "send":
-            await self._send_message(str(payload.get("message", "")))
+            await self._send_message(payload)
         elif action == "stop":
             await actions.stop_reply(conversation_id=self.conversation_id)
         elif action == "sync":
             await self._catch_up()
+        else:
+            await self.send(text_data=composer_error_frame("That request is not supported."))
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["html"])
 
-    async def _send_message(self, text: str) -> None:
+    async def _send_message(self, payload: dict[str, Any]) -> None:
+        text, client_id = payload.get("message"), payload.get("client_id") or ""
+        if not isinstance(text, str) or not isinstance(client_id, str):
+            await self.send(text_data=composer_error_frame("Type a message first."))
+            return
+        if not actions.accepting_replies():
+            # Not acknowledged: the browser sends it again to whichever process it
+            # reconnects to.
+            await self.close(code=CLOSE_SERVICE_RESTART)
+            return
         try:
             sent = await database_sync_to_async(actions.send_message)(
-                user=self.scope["user"], conversation_id=self.conversation_id, text=text
+                user=self.scope["user"],
+                conversation_id=self.conversation_id,
+                text=text,
+                client_id=client_id,
             )
         except actions.ActionError as error:
-            await self.send(text_data=composer_error_frame(str(error)))
+            await self.send(text_data=composer_error_frame(str(error), client_id=client_id))
             return
         except Http404:
             await self.close()
             return
-        await self.send(text_data=composer_ok_frame())
-        actions.start_reply(reply_id=sent.reply_id)
+        await self.send(
+            text_data=composer_ok_frame(client_id=client_id, message_id=sent.user_message_id)
+        )
+        if not sent.duplicate:
+            actions.start_reply(reply_id=sent.reply_id)
 
     async def _catch_up(self) -> None:
         """After (re)connecting: the latest reply as stored, then the live tail."""
-        html = await database_sync_to_async(actions.latest_reply_html)(
+        frames = await database_sync_to_async(actions.latest_reply_frames)(
             conversation_id=self.conversation_id
         )
-        if html:
+        for html in frames:
             await self.send(text_data=html)
         await actions.request_snapshot(
             conversation_id=self.conversation_id, reply_to=self.channel_name

@@ -3,17 +3,38 @@
 Events are plain dicts that carry rendered HTML and ids, never model instances. In
 DEBUG they round-trip through JSON here, so a payload that could not cross Redis fails
 at the call site rather than in production.
+
+Publishing is best effort by design: a frame that cannot be delivered (Redis down, a
+full channel) is logged and dropped, never raised into the reply that produced it. The
+browser notices the gap in offsets and asks for a snapshot once the layer is back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+try:
+    from redis.exceptions import RedisError
+except ImportError:  # pragma: no cover - redis comes with channels-redis
+
+    class RedisError(Exception):  # type: ignore[no-redef]
+        pass
+
+
+#: What a channel layer raises when its backend is unreachable or overloaded.
+LAYER_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError, ChannelFull)
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -23,6 +44,11 @@ def conversation_group(conversation_id: int) -> str:
 def reply_group(message_id: int) -> str:
     """Where a running reply listens for stop and snapshot requests."""
     return f"reply.{message_id}"
+
+
+def user_group(user_id: int) -> str:
+    """Every socket of one user, to close them all at once."""
+    return f"user.{user_id}"
 
 
 def frame(html: str, **ids: int) -> dict[str, Any]:
@@ -35,19 +61,91 @@ def _checked(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-async def publish(group: str, event: dict[str, Any]) -> None:
+class _Throttled:
+    """Log a failing layer once per interval, not once per frame."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self.last = 0.0
+        self.suppressed = 0
+
+    def warn(self, what: str, error: BaseException) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            self.suppressed += 1
+            return
+        extra = f" ({self.suppressed} more since the last warning)" if self.suppressed else ""
+        logger.warning("Could not %s: %s: %s%s", what, type(error).__name__, error, extra)
+        self.last = now
+        self.suppressed = 0
+
+
+_layer_warnings = _Throttled()
+
+
+async def publish(group: str, event: dict[str, Any]) -> bool:
+    """Send to a group; return whether the layer took it."""
     layer = get_channel_layer()
-    if layer is not None:
+    if layer is None:
+        return False
+    try:
         await layer.group_send(group, _checked(event))
+    except LAYER_ERRORS as error:
+        _layer_warnings.warn(f"publish to {group}", error)
+        return False
+    return True
 
 
-async def send_to(channel: str, event: dict[str, Any]) -> None:
+async def send_to(channel: str, event: dict[str, Any]) -> bool:
     layer = get_channel_layer()
-    if layer is not None:
+    if layer is None:
+        return False
+    try:
         await layer.send(channel, _checked(event))
+    except LAYER_ERRORS as error:
+        _layer_warnings.warn(f"send to {channel}", error)
+        return False
+    return True
 
 
 def publish_on_commit(group: str, event: dict[str, Any]) -> None:
     """From sync code: publish once the surrounding transaction commits."""
     event = _checked(event)
     transaction.on_commit(lambda: async_to_sync(publish)(group, event))
+
+
+async def retry_layer(operation: Any, *, max_delay: float = 5.0) -> None:
+    """Run ``operation`` (an async callable) until the layer takes it, with backoff."""
+    delay = 0.1
+    while True:
+        try:
+            await operation()
+            return
+        except LAYER_ERRORS as error:
+            _layer_warnings.warn("reach the channel layer", error)
+            await asyncio.sleep(delay)
+            delay = min(max_delay, delay * 2)
+
+
+async def receive_with_retry(
+    channel: str, *, on_recover: Any = None, max_delay: float = 5.0
+) -> dict[str, Any]:
+    """``layer.receive(channel)``, riding out a layer outage with backoff.
+
+    ``on_recover`` (an async callable) runs once the layer answers again, before
+    receiving resumes: Redis may have lost group memberships, so callers re-join there.
+    """
+    layer = get_channel_layer()
+    delay = 0.1
+    failing = False
+    while True:
+        try:
+            if failing and on_recover is not None:
+                await on_recover()
+            message: dict[str, Any] = await layer.receive(channel)
+            return message
+        except LAYER_ERRORS as error:
+            failing = True
+            _layer_warnings.warn(f"receive on {channel}", error)
+            await asyncio.sleep(delay)
+            delay = min(max_delay, delay * 2)

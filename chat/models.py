@@ -113,13 +113,29 @@ class Message(models.Model):
     # What the upstream asked to get back unchanged next turn (reasoning_details, ...).
     provider_data = models.JSONField(default=dict, blank=True)
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The browser's id for a user message, so a message resent after a dropped socket is
+    # stored once.
+    client_id = models.CharField(max_length=64, blank=True, default="")
+    # Ended by another process after the one writing it stopped heartbeating. If that
+    # process was alive after all, its own final save still wins.
+    taken_over = models.BooleanField(default=False)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["conversation", "status"])]
+        indexes = [
+            models.Index(fields=["conversation", "status"]),
+            models.Index(fields=["status", "updated_at"], name="message_status_updated"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=~models.Q(client_id=""),
+                name="message_unique_client_id",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} message {self.pk}"

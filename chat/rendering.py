@@ -7,9 +7,10 @@ duplicate and ask for a snapshot when it sees a gap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString
 
@@ -33,6 +34,9 @@ class MessageView:
     time_to_first_token_ms: int | None = None
     duration_ms: int | None = None
     notices: tuple[str, ...] = ()
+    conversation_id: int | None = None
+    #: Set when the body is too big for one socket frame: the page fetches it instead.
+    load_url: str = ""
 
     @classmethod
     def from_message(cls, message: Message, *, speaker: str = "") -> MessageView:
@@ -53,6 +57,7 @@ class MessageView:
             time_to_first_token_ms=message.time_to_first_token_ms,
             duration_ms=message.duration_ms,
             notices=tuple(message.notices.splitlines()),
+            conversation_id=message.conversation_id,
         )
 
     @property
@@ -90,6 +95,54 @@ def replace_message_frame(view: MessageView) -> str:
     return render_message(view)
 
 
+# Browsers take any size, but daphne's peers and proxies commonly stop at 1 MiB a
+# message. Text is cut to this many code points a frame; escaped HTML is at most 6
+# bytes a code point ("&quot;"), so a frame stays under 1 MiB with room for its markup.
+FRAME_TEXT_CHARS = 128 * 1024
+#: Rendered HTML larger than this is not sent whole over the socket.
+FRAME_HTML_BYTES = 768 * 1024
+
+
+def delta_frames(target_id: str, *, offset: int, text: str) -> list[str]:
+    """``text`` appended at ``offset``, cut into frames that each fit the limit."""
+    return [
+        delta_frame(target_id, offset=offset + start, text=text[start : start + FRAME_TEXT_CHARS])
+        for start in range(0, len(text), FRAME_TEXT_CHARS)
+    ]
+
+
+def message_frames(view: MessageView) -> list[str]:
+    """The whole message as frames that each fit the limit, to apply in order.
+
+    A streaming message goes as its shell with the first part of its text, then
+    contiguous deltas. A finished message too big to send whole goes as a placeholder
+    that loads its body over HTTP.
+    """
+    if view.is_streaming:
+        head = replace(
+            view,
+            content=view.content[:FRAME_TEXT_CHARS],
+            reasoning=view.reasoning[:FRAME_TEXT_CHARS],
+        )
+        frames = [render_message(head)]
+        frames += delta_frames(
+            f"{view.dom_id}-reasoning",
+            offset=len(head.reasoning),
+            text=view.reasoning[len(head.reasoning) :],
+        )
+        frames += delta_frames(
+            f"{view.dom_id}-text", offset=len(head.content), text=view.content[len(head.content) :]
+        )
+        return frames
+    if len(view.content) + len(view.reasoning) <= FRAME_TEXT_CHARS:
+        return [render_message(view)]
+    html = render_message(view)
+    if len(html.encode()) <= FRAME_HTML_BYTES or view.conversation_id is None:
+        return [html]
+    url = reverse("message", args=[view.conversation_id, view.id])
+    return [render_message(replace(view, content="", reasoning="", load_url=url))]
+
+
 def delta_frame(target_id: str, *, offset: int, text: str) -> str:
     return str(
         format_html(
@@ -110,12 +163,21 @@ def title_frames(conversation: Conversation) -> str:
     )
 
 
-def composer_error_frame(message: str) -> str:
+def composer_error_frame(message: str, *, client_id: str = "") -> str:
+    """A refusal: the browser keeps the text in the composer and shows why."""
+    refused = format_html(' data-refused="{}"', client_id) if client_id else ""
     return (
         '<div id="composer-error" class="composer-error" role="alert" '
-        f'hx-swap-oob="true" data-restore="1">{escape(message)}</div>'
+        f'hx-swap-oob="true"{refused}>{escape(message)}</div>'
     )
 
 
-def composer_ok_frame() -> str:
-    return '<div id="composer-error" class="composer-error" role="alert" hx-swap-oob="true"></div>'
+def composer_ok_frame(*, client_id: str = "", message_id: int | None = None) -> str:
+    """The message was stored: the browser clears the composer for ``client_id``."""
+    ack = ""
+    if client_id:
+        ack = format_html(' data-ack="{}" data-message-id="{}"', client_id, message_id or "")
+    return (
+        f'<div id="composer-error" class="composer-error" role="alert" hx-swap-oob="true"{ack}>'
+        "</div>"
+    )

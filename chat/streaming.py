@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from chat.text import StreamCleaner
 from providers.clients.types import Usage
 
 
@@ -29,16 +30,23 @@ class ReplyBuffer:
     notices: list[str] = field(default_factory=list)
     first_token_at: float | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _text_cleaner: StreamCleaner = field(default_factory=StreamCleaner, repr=False)
+    _reasoning_cleaner: StreamCleaner = field(default_factory=StreamCleaner, repr=False)
 
     def add_text(self, text: str, now: float) -> None:
         self._mark_first(now)
-        self.content += text
+        self.content += self._text_cleaner.feed(text)
         self.changed.set()
 
     def add_reasoning(self, text: str, now: float) -> None:
         self._mark_first(now)
-        self.reasoning += text
+        self.reasoning += self._reasoning_cleaner.feed(text)
         self.changed.set()
+
+    def close(self) -> None:
+        """The upstream is done: a surrogate still waiting for its pair never gets one."""
+        self.content += self._text_cleaner.flush()
+        self.reasoning += self._reasoning_cleaner.flush()
 
     def _mark_first(self, now: float) -> None:
         if self.first_token_at is None:

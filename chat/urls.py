@@ -8,6 +8,11 @@ urlpatterns = [
     path("c/new/", views.new_chat, name="new_chat"),
     path("c/<int:conversation_id>/", views.conversation, name="conversation"),
     path(
+        "c/<int:conversation_id>/m/<int:message_id>/",
+        views.message,
+        name="message",
+    ),
+    path(
         "c/<int:conversation_id>/settings/",
         views.conversation_settings,
         name="conversation_settings",

@@ -8,14 +8,14 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from chat import actions
 from chat.access import access_conversation, conversations_for
 from chat.forms import ConversationSettingsForm, NewChatForm, SignUpForm
 from chat.models import Conversation, Message, User
-from chat.rendering import MessageView
+from chat.rendering import MessageView, render_message
 from providers import registry
 
 
@@ -57,7 +57,7 @@ def new_chat(request: HttpRequest) -> HttpResponse:
 
 def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
     chat = access_conversation(request.user, conversation_id)
-    actions.reap_stale_replies(conversation_id=chat.pk)
+    actions.take_over_stale_replies(conversation_id=chat.pk)
     # Listing models queries connections and decrypts their keys: once per request.
     options = registry.available_models()
     option = registry.find(options, chat.model)
@@ -81,6 +81,14 @@ def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
         }
     )
     return render(request, "chat/conversation.html", context)
+
+
+def message(request: HttpRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    """One message as the page shows it: for replies too big for a socket frame."""
+    chat = access_conversation(request.user, conversation_id)
+    found = get_object_or_404(chat.messages, pk=message_id)
+    speaker = actions.speaker_for(chat) if found.role == Message.Role.ASSISTANT else ""
+    return HttpResponse(render_message(MessageView.from_message(found, speaker=speaker)))
 
 
 @login_not_required

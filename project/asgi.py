@@ -1,7 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
 The websocket stack checks the Origin against ALLOWED_HOSTS, then loads the session
-user, then routes.
+user, then routes. Under daphne, SIGTERM drains running replies (chat.lifecycle).
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from chat.lifecycle import install_shutdown_hook  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+
+# Under daphne: on SIGTERM, let running replies finish before the process exits.
+install_shutdown_hook()
 
 application = ProtocolTypeRouter(
     {

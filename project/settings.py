@@ -91,7 +91,26 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("REDIS_PREFIX", "parley")},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # channels-redis blocks in BZPOPMIN for 5 s at a time; redis-py 8
+                        # defaults socket_timeout to 5 s too, so every idle receive timed
+                        # out (channels_redis#422). Reads get well past the blocking pop;
+                        # connecting gets its own, short budget.
+                        "socket_timeout": envfloat("REDIS_SOCKET_TIMEOUT", 30.0, minimum=10.0),
+                        "socket_connect_timeout": envfloat(
+                            "REDIS_CONNECT_TIMEOUT", 3.0, minimum=0.1
+                        ),
+                        "socket_keepalive": True,
+                        # A connection idle this long is PINGed before use, so a dead one
+                        # is replaced instead of failing the next command.
+                        "health_check_interval": 15,
+                    }
+                ],
+                "prefix": envstr("REDIS_PREFIX", "parley"),
+            },
         }
     }
 else:
@@ -179,5 +198,18 @@ DEMO_TOKENS_PER_SECOND = envfloat("DEMO_TOKENS_PER_SECOND", 40.0, minimum=0.1)
 # Streaming: coalesce tokens into socket frames and batch database flushes.
 REPLY_FRAME_INTERVAL = envfloat("REPLY_FRAME_INTERVAL", 0.05, minimum=0.0)
 REPLY_FLUSH_INTERVAL = envfloat("REPLY_FLUSH_INTERVAL", 1.0, minimum=0.05)
-# A reply whose row has not been touched for this long lost its process.
-REPLY_STALE_AFTER = envfloat("REPLY_STALE_AFTER", 90.0, minimum=5.0)
+# Every process touches the replies it is writing this often, in one statement...
+REPLY_HEARTBEAT_INTERVAL = envfloat("REPLY_HEARTBEAT_INTERVAL", 2.0, minimum=0.1)
+# ...and a reply not touched for this long lost its process: any process takes it over.
+REPLY_STALE_AFTER = envfloat("REPLY_STALE_AFTER", 10.0, minimum=0.5)
+if REPLY_STALE_AFTER < 3 * REPLY_HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured(
+        "REPLY_STALE_AFTER must be at least 3 x REPLY_HEARTBEAT_INTERVAL "
+        f"({3 * REPLY_HEARTBEAT_INTERVAL:g} s), got {REPLY_STALE_AFTER:g} s"
+    )
+# On SIGTERM, running replies get this long to finish before they are saved as interrupted.
+REPLY_SHUTDOWN_GRACE = envfloat("REPLY_SHUTDOWN_GRACE", 25.0, minimum=0.0)
+# How long saving a reply's text keeps retrying through a database outage.
+REPLY_SAVE_RETRY_FOR = envfloat("REPLY_SAVE_RETRY_FOR", 30.0, minimum=0.0)
+# Run the heartbeat and the orphan reaper in this process (tests switch it off).
+REPLY_SUPERVISOR = envbool("REPLY_SUPERVISOR", True)

@@ -21,3 +21,4 @@ MINIMAX_API_KEY = CLOUDFLARE_API_TOKEN = DASHSCOPE_API_KEY = CLOUDSWAY_API_KEY =
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 # Connections opened by database_sync_to_async threads must not outlive a test.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+REPLY_SUPERVISOR = False  # tests that need the orphan reaper start it themselves

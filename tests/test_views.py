@@ -133,7 +133,7 @@ def test_a_reply_whose_process_died_is_marked_interrupted(
     html = client_for(owner).get(f"/c/{conversation.pk}/").content.decode()
     reply.refresh_from_db()
     assert reply.status == "interrupted" and reply.content == "Half a"
-    assert "server restarted" in html
+    assert "stopped before it finished" in html
 
 
 def test_sending_to_a_conversation_whose_model_is_gone_is_refused(owner, conversation):

@@ -121,12 +121,19 @@ async def open_stream(
         timeout=timeout,
         transport=endpoint.transport,
         verify=_tls_context(),
+        follow_redirects=False,
     ) as client:
         try:
             request = client.build_request("POST", path, json=body, headers=headers)
-            response = await client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeoutError(_describe(exc, endpoint)) from None
+            # Waiting for the response head is waiting for the first token.
+            async with asyncio.timeout(timeouts.first_token):
+                response = await client.send(request, stream=True)
+        except TimeoutError:
+            raise UpstreamTimeoutError(first_token_timeout(timeouts)) from None
+        except httpx.ConnectTimeout:
+            raise UpstreamTimeoutError(connect_timeout(timeouts)) from None
+        except httpx.TimeoutException:
+            raise UpstreamTimeoutError(first_token_timeout(timeouts)) from None
         except httpx.HTTPError as exc:
             raise UpstreamConnectionError(_describe(exc, endpoint)) from None
         try:
@@ -167,29 +174,41 @@ async def sse_events(
     try:
         while True:
             first = waiting_for_first()
-            budget = min(
-                first_token_deadline - loop.time() if first else timeouts.between_tokens,
-                deadline - loop.time(),
-            )
-            if budget <= 0:
-                if first and first_token_deadline <= deadline:
-                    raise UpstreamTimeoutError("The provider did not start answering in time.")
-                raise UpstreamTimeoutError("The reply took longer than the total time allowed.")
+            now = loop.time()
+            limit = first_token_deadline if first else now + timeouts.between_tokens
+            # Name the budget that runs out first, so the message says what happened.
+            reason = first_token_timeout(timeouts) if first else idle_timeout(timeouts)
+            if deadline <= limit:
+                limit, reason = deadline, total_timeout(timeouts)
+            if limit - now <= 0:
+                raise UpstreamTimeoutError(reason)
             try:
-                async with asyncio.timeout(budget):
+                async with asyncio.timeout(limit - now):
                     event = await anext(events)
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                if first:
-                    raise UpstreamTimeoutError(
-                        "The provider did not start answering in time."
-                    ) from None
-                raise UpstreamTimeoutError("The provider went silent mid-reply.") from None
+                raise UpstreamTimeoutError(reason) from None
             seen_event = True
             yield event
     finally:
         await events.aclose()
+
+
+def connect_timeout(timeouts: Timeouts) -> str:
+    return f"Could not connect to the provider within {timeouts.connect:g} s."
+
+
+def first_token_timeout(timeouts: Timeouts) -> str:
+    return f"The provider did not start answering within {timeouts.first_token:g} s."
+
+
+def idle_timeout(timeouts: Timeouts) -> str:
+    return f"The provider went silent mid-reply (nothing for {timeouts.between_tokens:g} s)."
+
+
+def total_timeout(timeouts: Timeouts) -> str:
+    return f"The reply took longer than the {timeouts.total:g} s allowed in total."
 
 
 def _describe(exc: httpx.HTTPError, endpoint: Endpoint) -> str:

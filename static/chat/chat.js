@@ -1,11 +1,29 @@
-// Parley's small client: keyboard sending, frame ordering, and scrolling.
-// Everything else is server-rendered HTML swapped in by htmx's websocket extension.
+// Parley's small client: keyboard sending, delivery of messages, frame ordering, and
+// scrolling. Everything else is server-rendered HTML swapped in by htmx's websocket
+// extension.
 (function () {
   "use strict";
 
   var DELTA = /^<div hx-swap-oob="beforeend:#([\w-]+)" data-offset="(\d+)" data-end="(\d+)"/;
-  var lastSent = "";
   var syncPending = false;
+  // The message sent but not yet acknowledged: {id, text, resent}. The composer keeps
+  // its text until the server says it stored it, so nothing typed is ever lost.
+  var pending = null;
+
+  function newId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+  }
+
+  function composerStatus(text) {
+    var status = document.getElementById("composer-error");
+    if (status) status.textContent = text;
+  }
+
+  function setSending(on) {
+    var form = document.getElementById("composer");
+    if (form) form.classList.toggle("sending", on);
+  }
 
   function requestSync(socket) {
     if (syncPending) return;
@@ -17,6 +35,16 @@
   function nearBottom(el) {
     return el.scrollHeight - el.scrollTop - el.clientHeight < 120;
   }
+
+  // Every message carries an id of the browser's, so a resend is stored once.
+  document.addEventListener("htmx:wsConfigSend", function (event) {
+    var form = event.target.closest && event.target.closest("#composer");
+    if (!form) return;
+    var text = event.detail.parameters.message;
+    if (!pending || pending.text !== text) pending = { id: newId(), text: text, resent: false };
+    event.detail.parameters.client_id = pending.id;
+    setSending(true);
+  });
 
   // Delta frames say where their text starts and ends. Drop duplicates; on a gap
   // (frames missed while reconnecting) ask the server for a snapshot instead.
@@ -48,23 +76,42 @@
   document.addEventListener("htmx:wsAfterMessage", function () {
     var messages = document.getElementById("messages");
     if (messages && messages.dataset.stick) messages.scrollTop = messages.scrollHeight;
-    var error = document.getElementById("composer-error");
-    var input = document.getElementById("composer-input");
-    // The server refused the message: put the text back so nothing is lost.
-    if (error && error.dataset.restore && input && !input.value && lastSent) {
-      input.value = lastSent;
-      lastSent = "";
-      delete error.dataset.restore;
+    var status = document.getElementById("composer-error");
+    if (!status || !pending) return;
+    if (status.dataset.ack === pending.id) {
+      // Stored: now the composer may be cleared (unless the person typed on).
+      var input = document.getElementById("composer-input");
+      if (input && input.value === pending.text) input.value = "";
+      var shown = document.getElementById("m-" + status.dataset.messageId);
+      if (pending.resent && !shown && messages) {
+        // Stored before the socket dropped, but its frame never arrived: reload the list.
+        htmx.ajax("GET", window.location.pathname, { target: "#messages", select: "#messages", swap: "outerHTML" });
+      }
+      pending = null;
+      setSending(false);
+    } else if (status.dataset.refused === pending.id) {
+      pending = null; // refused with a reason; the text is still in the composer
+      setSending(false);
     }
   });
 
-  document.addEventListener("htmx:wsAfterSend", function (event) {
-    var form = event.target.closest && event.target.closest("#composer");
-    if (!form) return;
-    var input = document.getElementById("composer-input");
-    lastSent = input.value;
-    input.value = "";
-    input.focus();
+  document.addEventListener("htmx:wsClose", function () {
+    if (!pending) return;
+    if (pending.resent) {
+      composerStatus("Your message was not sent. Press Send to try again.");
+      pending = null;
+      setSending(false);
+    } else {
+      composerStatus("Connection lost before your message was confirmed. It will be sent again when Parley reconnects.");
+    }
+  });
+
+  document.addEventListener("htmx:wsOpen", function (event) {
+    if (!pending || pending.resent) return;
+    pending.resent = true;
+    event.detail.socketWrapper.send(
+      JSON.stringify({ action: "send", message: pending.text, client_id: pending.id })
+    );
   });
 
   document.addEventListener("keydown", function (event) {

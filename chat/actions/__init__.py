@@ -1,0 +1,66 @@
+"""Use cases. The consumer, views, management commands and tests all call these.
+
+One module per use case, as Zulip's ``zerver/actions``:
+
+- ``conversations``: start one, change its settings, build the request it sends next;
+- ``sending``: store a user's message and its empty reply, once per client id;
+- ``replies``: the life of one reply in the process that writes it;
+- ``recovery``: Stop and snapshots across processes, and taking over replies whose
+  process died.
+
+Sync functions run one change atomically and publish the events that follow from it
+on commit.
+"""
+
+from __future__ import annotations
+
+from chat.actions.common import ActionError, retry_db
+from chat.actions.conversations import (
+    PreparedRequest,
+    create_conversation,
+    prepare_request,
+    speaker_for,
+    update_conversation_settings,
+)
+from chat.actions.recovery import (
+    latest_reply_frames,
+    request_snapshot,
+    stop_reply,
+    supervisor,
+    take_over_reply,
+    take_over_stale_replies,
+)
+from chat.actions.replies import (
+    accepting_replies,
+    finish_reply,
+    shut_down,
+    start_reply,
+    stream_reply,
+    wait_for_running_replies,
+)
+from chat.actions.sending import MAX_MESSAGE_CHARS, SentMessage, send_message
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "ActionError",
+    "PreparedRequest",
+    "SentMessage",
+    "accepting_replies",
+    "create_conversation",
+    "finish_reply",
+    "latest_reply_frames",
+    "prepare_request",
+    "request_snapshot",
+    "retry_db",
+    "send_message",
+    "shut_down",
+    "speaker_for",
+    "start_reply",
+    "stop_reply",
+    "stream_reply",
+    "supervisor",
+    "take_over_reply",
+    "take_over_stale_replies",
+    "update_conversation_settings",
+    "wait_for_running_replies",
+]

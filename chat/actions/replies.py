@@ -1,0 +1,492 @@
+"""The life of one reply, from the upstream's first byte to its final row.
+
+A reply runs as a task of the process that stored it: the socket that asked may come
+and go. Whatever happens (the upstream fails, a database or Redis blip, Stop, a
+shutdown) the row ends in a final status with every character that arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chat import events
+from chat.actions.common import DB_ERRORS, retry_db
+from chat.actions.conversations import prepare_request, speaker_for
+from chat.models import Message
+from chat.rendering import MessageView, delta_frames, message_frames
+from chat.streaming import ReplyBuffer
+from providers import registry
+from providers.clients.errors import LimitExceededError, ProviderError
+from providers.clients.types import (
+    ChatClient,
+    ChatRequest,
+    Finish,
+    Notice,
+    ReasoningDelta,
+    TextDelta,
+    UsageReport,
+)
+
+logger = logging.getLogger("chat.actions")
+
+MAX_RETRIES = 2
+MAX_RETRY_AFTER = 20.0
+SHUTDOWN_ERROR = "The server restarted while this reply was being written. Send again to continue."
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyContext:
+    reply_id: int
+    conversation_id: int
+    model: registry.ModelOption
+    client: ChatClient
+    request: ChatRequest
+    speaker: str
+    estimated_prompt_tokens: int = 0
+    notices: tuple[str, ...] = ()
+
+
+@dataclass(eq=False)
+class LiveReply:
+    """A reply this process is writing: what Stop, snapshots and shutdown reach."""
+
+    reply_id: int
+    task: asyncio.Task[str] | None = None
+    upstream: asyncio.Task[None] | None = None
+    buffer: ReplyBuffer | None = None
+    context: ReplyContext | None = None
+    stop_requested: bool = False
+
+    def stop(self) -> None:
+        self.stop_requested = True
+        if self.upstream is not None:
+            self.upstream.cancel()
+
+
+# This process's running replies, by id.
+_live: dict[int, LiveReply] = {}
+_draining = False
+
+
+def live_reply(reply_id: int) -> LiveReply | None:
+    return _live.get(reply_id)
+
+
+def live_reply_ids() -> set[int]:
+    return set(_live)
+
+
+def accepting_replies() -> bool:
+    """False once this process is shutting down: new work goes to another one."""
+    return not _draining
+
+
+def start_reply(*, reply_id: int) -> asyncio.Task[str]:
+    """Run the reply as a task of this process; it outlives the socket that asked."""
+    live = LiveReply(reply_id)
+    _live[reply_id] = live
+    task = asyncio.get_running_loop().create_task(stream_reply(reply_id=reply_id, live=live))
+    live.task = task
+    task.add_done_callback(lambda _: _live.pop(reply_id, None))
+    return task
+
+
+async def wait_for_running_replies() -> None:
+    """For tests: let every reply of this process finish."""
+    while _live:
+        tasks = [live.task for live in list(_live.values()) if live.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def shut_down(*, grace: float) -> None:
+    """Stop taking replies; give running ones ``grace`` seconds to finish, then save each
+    with all its text as interrupted and publish its final frame."""
+    global _draining
+    _draining = True
+    running = [live for live in list(_live.values()) if live.task is not None]
+    if not running:
+        return
+    logger.info("Shutting down: waiting up to %g s for %d replies", grace, len(running))
+    _, pending = await asyncio.wait([live.task for live in running], timeout=grace)  # type: ignore[misc]
+    for live in running:
+        if live.task in pending:
+            live.task.cancel()  # type: ignore[union-attr]
+    if pending:
+        logger.info("Saving %d unfinished replies as interrupted", len(pending))
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def stream_reply(*, reply_id: int, live: LiveReply | None = None) -> str:
+    """Stream the upstream answer into the reply; return its final status."""
+    live = live or LiveReply(reply_id)
+    retry_for = settings.REPLY_SAVE_RETRY_FOR
+    try:
+        context = await retry_db(_load_reply_context, retry_for, reply_id)
+    except DB_ERRORS:
+        logger.exception("Could not start reply %s; it will be taken over as stale", reply_id)
+        return ""
+    if context is None:
+        return ""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    buffer = ReplyBuffer(notices=list(context.notices))
+    live.buffer, live.context = buffer, context
+    error: BaseException | None = None
+    stopped = False
+    try:
+        stopped = await _run_reply(context, buffer, live)
+    except asyncio.CancelledError:
+        # Only shutdown cancels a reply task (Stop cancels the upstream): save and end.
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        error = ProviderError(SHUTDOWN_ERROR)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a status below
+        error = exc
+    buffer.close()
+    status = _final_status(buffer, error, stopped=stopped)
+    first = buffer.first_token_at
+    try:
+        await retry_db(
+            finish_reply,
+            retry_for,
+            reply_id=reply_id,
+            status=status,
+            buffer=buffer,
+            error=_error_text(error),
+            time_to_first_token_ms=int((first - started) * 1000) if first is not None else None,
+            duration_ms=int((loop.time() - started) * 1000),
+            calibrate=(context.model, context.estimated_prompt_tokens),
+        )
+    except Exception:
+        # Not even the end could be stored as it is (bad data, a long outage). Keep the
+        # text, and never leave the row streaming: that would block the conversation.
+        logger.exception("Could not store the end of reply %s", reply_id)
+        try:
+            await retry_db(_end_reply_plainly, retry_for, reply_id, buffer, status)
+        except Exception:
+            logger.exception("Reply %s stays streaming until it is taken over", reply_id)
+    return status
+
+
+async def _run_reply(context: ReplyContext, buffer: ReplyBuffer, live: LiveReply) -> bool:
+    """Pull, publish and listen for control messages until the upstream is done.
+
+    Returns whether the reply was stopped; raises what the upstream raised.
+    """
+    layer = get_channel_layer()
+    control = await layer.new_channel()
+    group = events.reply_group(context.reply_id)
+
+    async def join() -> None:
+        await layer.group_add(group, control)
+
+    joined = await _try_layer(join)
+    upstream = asyncio.create_task(_pull_upstream(context, buffer))
+    live.upstream = upstream
+    if live.stop_requested:
+        upstream.cancel()
+    listener = asyncio.create_task(
+        _listen_for_control(control, context, buffer, live, join, joined=joined)
+    )
+    try:
+        await _publish_until_done(context, buffer, upstream)
+    finally:
+        if not upstream.done():
+            upstream.cancel()  # we are being cancelled: close the upstream connection
+            await asyncio.gather(upstream, return_exceptions=True)
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await _try_layer(lambda: layer.group_discard(group, control))
+    if upstream.cancelled():
+        return True
+    upstream.result()
+    return False
+
+
+async def _try_layer(operation) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        await operation()
+    except events.LAYER_ERRORS as error:
+        logger.warning("Channel layer unavailable: %s: %s", type(error).__name__, error)
+        return False
+    return True
+
+
+def _final_status(buffer: ReplyBuffer, error: BaseException | None, *, stopped: bool) -> str:
+    if stopped:
+        return Message.Status.STOPPED
+    if error is None:
+        return Message.Status.COMPLETE
+    return Message.Status.INTERRUPTED if buffer.received_anything else Message.Status.FAILED
+
+
+def _error_text(error: BaseException | None) -> str:
+    if error is None:
+        return ""
+    if isinstance(error, ProviderError):
+        return str(error)
+    logger.error("Reply failed unexpectedly", exc_info=error)
+    return "Something went wrong while writing this reply."
+
+
+async def _pull_upstream(context: ReplyContext, buffer: ReplyBuffer) -> None:
+    """Read events into the buffer, retrying only while nothing has reached the user."""
+    client = context.client
+    loop = asyncio.get_running_loop()
+    attempt = 0
+    while True:
+        try:
+            stream = client.stream(context.request)
+            try:
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        buffer.add_text(event.text, loop.time())
+                    elif isinstance(event, ReasoningDelta):
+                        buffer.add_reasoning(event.text, loop.time())
+                    elif isinstance(event, UsageReport):
+                        buffer.usage = event.usage
+                    elif isinstance(event, Notice):
+                        buffer.notices.append(event.text)
+                    elif isinstance(event, Finish):
+                        buffer.finish_reason = event.raw_reason or event.reason
+                        buffer.provider_data = dict(event.provider_data)
+            finally:
+                await stream.aclose()  # type: ignore[attr-defined]
+            return
+        except ProviderError as error:
+            if not error.retryable or buffer.received_anything or attempt >= MAX_RETRIES:
+                raise
+            attempt += 1
+            await asyncio.sleep(_retry_delay(error, attempt))
+
+
+def _retry_delay(error: ProviderError, attempt: int) -> float:
+    if error.retry_after is not None:
+        return min(error.retry_after, MAX_RETRY_AFTER)
+    return min(MAX_RETRY_AFTER, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+async def _publish_until_done(
+    context: ReplyContext, buffer: ReplyBuffer, upstream: asyncio.Task[None]
+) -> None:
+    """Coalesce tokens into frames at most every REPLY_FRAME_INTERVAL; flush to the
+    database at most every REPLY_FLUSH_INTERVAL, and touch the row every
+    REPLY_HEARTBEAT_INTERVAL when quiet so no other process takes the reply over.
+
+    Neither a failed publish nor a failed save stops the reply: frames missed are
+    caught up by snapshot, and unsaved text is saved at the next try or at the end.
+    """
+    loop = asyncio.get_running_loop()
+    frame_interval = settings.REPLY_FRAME_INTERVAL
+    flush_interval = settings.REPLY_FLUSH_INTERVAL
+    heartbeat = settings.REPLY_HEARTBEAT_INTERVAL
+    last_flush = loop.time()
+    while not upstream.done():
+        changed = asyncio.ensure_future(buffer.changed.wait())
+        await asyncio.wait({upstream, changed}, timeout=heartbeat, return_when="FIRST_COMPLETED")
+        changed.cancel()
+        if buffer.unpublished:
+            await _publish_deltas(context, buffer)
+        now = loop.time()
+        if (buffer.unsaved and now - last_flush >= flush_interval) or now - last_flush >= heartbeat:
+            if await _save_partial(context.reply_id, buffer):
+                buffer.mark_saved()
+            last_flush = now
+        if not upstream.done() and frame_interval:
+            await asyncio.wait({upstream}, timeout=frame_interval)
+
+
+async def _publish_deltas(context: ReplyContext, buffer: ReplyBuffer) -> None:
+    (reasoning_offset, reasoning), (content_offset, content) = buffer.take_deltas()
+    reply_id = context.reply_id
+    parts = delta_frames(f"m-{reply_id}-reasoning", offset=reasoning_offset, text=reasoning)
+    parts += delta_frames(f"m-{reply_id}-text", offset=content_offset, text=content)
+    group = events.conversation_group(context.conversation_id)
+    for html in _batched(parts):
+        await events.publish(
+            group, events.frame(html, conversation_id=context.conversation_id, message_id=reply_id)
+        )
+
+
+def _batched(parts: list[str]) -> list[str]:
+    """Small parts share a frame; a part near the size limit goes alone."""
+    frames: list[str] = []
+    for part in parts:
+        if frames and len(frames[-1]) + len(part) < 64 * 1024:
+            frames[-1] += part
+        else:
+            frames.append(part)
+    return frames
+
+
+async def _listen_for_control(
+    control: str,
+    context: ReplyContext,
+    buffer: ReplyBuffer,
+    live: LiveReply,
+    join,  # type: ignore[no-untyped-def]
+    *,
+    joined: bool,
+) -> None:
+    """Stop and snapshot requests from any process. Survives a layer outage: it
+    re-joins the reply's group once the layer answers again."""
+    if not joined:
+        await events.retry_layer(join)
+    while True:
+        message = await events.receive_with_retry(control, on_recover=join)
+        kind = message.get("type")
+        if kind == "reply.stop":
+            live.stop()
+            if message.get("ack_to"):
+                await events.send_to(message["ack_to"], {"type": "reply.stopping"})
+        elif kind == "reply.sync" and message.get("reply_to"):
+            await send_snapshot(live, message["reply_to"])
+
+
+async def send_snapshot(live: LiveReply, channel: str) -> None:
+    """The reply as published so far, in frames that fit the socket."""
+    buffer, context = live.buffer, live.context
+    if buffer is None or context is None:
+        return
+    view = MessageView(
+        id=context.reply_id,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        content=buffer.content[: buffer.published_content],
+        reasoning=buffer.reasoning[: buffer.published_reasoning],
+        speaker=context.speaker,
+        conversation_id=context.conversation_id,
+    )
+    for html in message_frames(view):
+        await events.send_to(channel, events.frame(html, message_id=context.reply_id))
+
+
+async def _save_partial(reply_id: int, buffer: ReplyBuffer) -> bool:
+    try:
+        await retry_db(_store_partial, 0, reply_id, buffer.content, buffer.reasoning)
+    except DB_ERRORS as error:
+        logger.warning("Could not save reply %s yet (%s); will retry", reply_id, error)
+        return False
+    return True
+
+
+def _store_partial(reply_id: int, content: str, reasoning: str) -> None:
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        content=content, reasoning=reasoning, updated_at=timezone.now()
+    )
+
+
+def _end_reply_plainly(reply_id: int, buffer: ReplyBuffer, status: str) -> None:
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        content=buffer.content,
+        reasoning=buffer.reasoning,
+        status=status if status != Message.Status.COMPLETE else Message.Status.INTERRUPTED,
+        error="The reply could not be saved completely.",
+        updated_at=timezone.now(),
+    )
+
+
+def _load_reply_context(reply_id: int) -> ReplyContext | None:
+    reply = (
+        Message.objects.select_related("conversation__persona")
+        .filter(pk=reply_id, status=Message.Status.STREAMING)
+        .first()
+    )
+    if reply is None:
+        return None
+    conversation = reply.conversation
+    option = registry.get_model(conversation.model)
+    problem = "This conversation's model is no longer available." if option is None else ""
+    prepared = None
+    if option is not None:
+        history = list(conversation.messages.filter(pk__lt=reply_id))
+        try:
+            prepared = prepare_request(conversation, option, history)
+        except LimitExceededError as error:
+            problem = str(error)
+    if option is None or prepared is None:
+        finish_reply(
+            reply_id=reply_id, status=Message.Status.FAILED, buffer=ReplyBuffer(), error=problem
+        )
+        return None
+    return ReplyContext(
+        reply_id=reply_id,
+        conversation_id=conversation.pk,
+        model=option,
+        # Built here, in a worker thread: the first demo client starts the simulator.
+        client=registry.client_for(option),
+        request=prepared.request,
+        speaker=speaker_for(conversation),
+        estimated_prompt_tokens=prepared.estimated_prompt_tokens,
+        notices=prepared.notices,
+    )
+
+
+def finish_reply(
+    *,
+    reply_id: int,
+    status: str,
+    buffer: ReplyBuffer,
+    error: str = "",
+    time_to_first_token_ms: int | None = None,
+    duration_ms: int | None = None,
+    calibrate: tuple[registry.ModelOption, int] | None = None,
+) -> bool:
+    """Store the final reply and publish it; False if it had already ended.
+
+    A reply another process took over (it thought this one dead) is still ours to
+    finish: our text is the whole of it.
+    """
+    with transaction.atomic():
+        reply = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("conversation__persona")
+            .filter(pk=reply_id)
+            .first()
+        )
+        if reply is None:
+            return False
+        if reply.status != Message.Status.STREAMING and not reply.taken_over:
+            return False
+        usage = buffer.usage
+        reply.content = buffer.content
+        reply.reasoning = buffer.reasoning
+        reply.status = status
+        reply.taken_over = False
+        reply.finish_reason = buffer.finish_reason
+        reply.error = error
+        reply.provider_data = buffer.provider_data
+        reply.notices = "\n".join(buffer.notices)
+        reply.time_to_first_token_ms = time_to_first_token_ms
+        reply.duration_ms = duration_ms
+        if usage is not None:
+            reply.input_tokens = usage.input_tokens
+            reply.output_tokens = usage.output_tokens
+            reply.reasoning_tokens = usage.reasoning_tokens
+            reply.cached_tokens = usage.cached_tokens
+        reply.save()
+        publish_final(reply)
+        if calibrate is not None and usage is not None and usage.input_tokens:
+            option, estimated = calibrate
+            registry.record_prompt_tokens(option, estimated=estimated, reported=usage.input_tokens)
+    return True
+
+
+def publish_final(reply: Message) -> None:
+    """On commit, every tab gets the reply as stored, in frames that fit the socket."""
+    conversation = reply.conversation
+    view = MessageView.from_message(reply, speaker=speaker_for(conversation))
+    group = events.conversation_group(conversation.pk)
+    for html in message_frames(view):
+        events.publish_on_commit(
+            group, events.frame(html, conversation_id=conversation.pk, message_id=reply.pk)
+        )
