@@ -134,10 +134,12 @@ def message_frames(view: MessageView) -> list[str]:
             f"{view.dom_id}-text", offset=len(head.content), text=view.content[len(head.content) :]
         )
         return frames
-    if len(view.content) + len(view.reasoning) <= FRAME_TEXT_CHARS:
+    size = len(view.content) + len(view.reasoning)
+    if size <= FRAME_TEXT_CHARS or view.conversation_id is None:
         return [render_message(view)]
-    html = render_message(view)
-    if len(html.encode()) <= FRAME_HTML_BYTES or view.conversation_id is None:
+    # Rendered HTML is never much smaller than its text: skip rendering what cannot fit.
+    html = render_message(view) if size <= FRAME_HTML_BYTES else ""
+    if html and len(html.encode()) <= FRAME_HTML_BYTES:
         return [html]
     url = reverse("message", args=[view.conversation_id, view.id])
     return [render_message(replace(view, content="", reasoning="", load_url=url))]

@@ -63,15 +63,17 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
         if key not in ("DJANGO_SETTINGS_MODULE", "MINIMAX_API_KEY")
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="project.settings",
-        DEBUG="true",
-        SECRET_KEY="e2e-only-secret-key",
-        PARLEY_DEMO="true",
-        DATABASE_URL=database_url,
-        DEMO_TOKENS_PER_SECOND="30",
-        SIGNUP_MODE="approval",
-        PYTHONUNBUFFERED="1",
-        **extra,
+        {
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DEBUG": "true",
+            "SECRET_KEY": "e2e-only-secret-key",
+            "PARLEY_DEMO": "true",
+            "DATABASE_URL": database_url,
+            "DEMO_TOKENS_PER_SECOND": "30",
+            "SIGNUP_MODE": "approval",
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
     )
     if os.environ.get("REDIS_URL"):
         env["REDIS_URL"] = os.environ["REDIS_URL"]

@@ -85,10 +85,13 @@ def compose(
         "```\n\n"
     )
     if length:
-        notes = []
+        notes: list[str] = []
         index = seed
-        while len(tokens(answer + "\n".join(notes))) < length - 20:
-            notes.append(f"{len(notes) + 1}. {_NOTES[index % len(_NOTES)]}")
+        count = len(tokens(answer))
+        while count < length - 20:
+            note_line = f"{len(notes) + 1}. {_NOTES[index % len(_NOTES)]}"
+            notes.append(note_line)
+            count += len(tokens(note_line)) + 1
             index += 1
         answer += "Some notes about Parley:\n\n" + "\n".join(notes) + "\n\n"
     answer += (

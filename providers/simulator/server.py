@@ -9,7 +9,9 @@ Directives ride in request headers, so the real clients need no special code:
 - ``x-simulator-fault``: comma-separated faults, e.g. ``status=429,retry-after=2``,
   ``break-after=5`` (drop the connection after 5 tokens), ``silence-after=5`` (stop
   sending but keep the connection open), ``malformed-after=3`` (send a broken chunk),
-  ``base-resp=1004`` (MiniMax's HTTP 200 error shape).
+  ``base-resp=1004`` (MiniMax's HTTP 200 error shape), ``pause-after=5,pause-seconds=10``
+  (stall, then go on), ``no-headers`` (never answer), ``chunk-chars=65536`` (big chunks)
+  and ``pace=N`` (tokens per second, for this request).
 
 Tests may also queue faults with :meth:`Simulator.queue_fault`; every request is
 recorded in :attr:`Simulator.requests` so a test can check what a client sent.
@@ -112,7 +114,9 @@ class Exchange:
 
     async def pause(self, tokens: int = 1) -> None:
         """Wait as long as ``tokens`` take at the requested pace, or until the client leaves."""
-        delay = tokens / self.directives.pace
+        await self.pause_for(tokens / self.directives.pace)
+
+    async def pause_for(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):
                 await self.disconnected.wait()
@@ -262,6 +266,8 @@ class Simulator:
             if name:
                 faults[name] = value
         length = faults.pop("length", length)  # a queued "length=500" pads the answer too
+        with contextlib.suppress(ValueError):
+            pace = float(faults.pop("pace", pace))
         quirks = frozenset(
             q.strip() for q in record.headers.get("x-simulator-quirks", "").split(",") if q.strip()
         )
@@ -275,6 +281,9 @@ class Simulator:
         )
 
     async def _dispatch(self, exchange: Exchange) -> None:
+        if "no-headers" in exchange.directives.faults:
+            await exchange.disconnected.wait()  # accept the request, never answer it
+            return
         if exchange.record.method != "POST":
             await exchange.respond_json(404, {"error": "not found"})
             return

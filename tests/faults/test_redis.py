@@ -1,0 +1,89 @@
+"""Redis: idle sockets, pauses and outages lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from tests.faults.conftest import assert_clean_logs, request_for, upstream_text
+from tests.streams import has_delta
+
+
+async def test_an_idle_socket_on_redis_still_sends_and_stop_works_after_a_long_pause(
+    site_factory, redis_server, simulator
+):
+    site = site_factory(redis=redis_server)
+    server = site.serve()
+    site.sign_up(server.url)
+    conversation = site.new_conversation(server.url)
+    socket = await site.socket(server.url, conversation)
+
+    # Three times channels-redis's 5 s blocking pop: the old socket timeout fired at 5 s.
+    await asyncio.sleep(15)
+    client_id = await socket.send("Still there?")
+    ack = await socket.wait_for(lambda f: f'data-ack="{client_id}"' in f, within=5)
+    assert "data-message-id" in ack
+    reply_id = await socket.reply_id()
+    await socket.final(reply_id)
+    assert site.row(reply_id)["status"] == "complete"
+
+    # The upstream stalls for 10 s mid-reply; Stop pressed during the stall still works.
+    simulator.queue_fault("pause-after=5,pause-seconds=12")
+    await socket.send("Tell me a long story")
+    reply_id = await socket.reply_id(after=reply_id)
+    await socket.wait_for(has_delta)
+    await asyncio.sleep(10)
+    pressed = time.monotonic()
+    await socket.stop()
+    final = await socket.final(reply_id, within=5)
+    assert "status-stopped" in final and time.monotonic() - pressed < 2
+    stored = site.row(reply_id)
+    assert stored["status"] == "stopped"
+    assert socket.closed_with is None  # the socket never died
+    assert_clean_logs(site)
+
+
+async def test_a_redis_outage_does_not_abort_the_reply(site_factory, redis_server, simulator):
+    site = site_factory(redis=redis_server, DEMO_TOKENS_PER_SECOND="40")
+    server = site.serve()
+    site.sign_up(server.url)
+    conversation = site.new_conversation(server.url)
+    socket = await site.socket(server.url, conversation)
+    simulator.queue_fault("length=300")
+    await socket.send("A long answer, please")
+    reply_id = await socket.reply_id()
+    await socket.wait_for(has_delta)
+
+    redis_server.stop()
+    await asyncio.sleep(0.5)
+    # While Redis is down, a new socket is refused cleanly (403, not 500).
+    async with httpx.AsyncClient() as client:
+        handshake = await client.get(
+            f"{server.url}/ws/c/{conversation}/",
+            headers={
+                "Cookie": site.cookie,
+                "Origin": server.url,
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+        )
+    assert handshake.status_code == 403
+    await asyncio.sleep(1.5)
+    redis_server.start()  # a new, empty Redis on the same port
+
+    # The reply went on, and the socket (re-joined after the outage) sees its end.
+    final = await socket.final(reply_id, within=40)
+    stored = site.row(reply_id)
+    assert stored["status"] == "complete", stored["error"]
+    assert "status-complete" in final
+    record = request_for(simulator, "A long answer")
+    assert stored["content"].strip() == upstream_text(record).strip()
+    assert socket.closed_with is None
+    late = await site.socket(server.url, conversation)
+    await late.final(reply_id)
+    assert_clean_logs(site)
+    assert "Could not store the end of reply" not in site.logs()
