@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-unit test-integration lint format bench simulator clean
+.PHONY: install run test test-unit test-integration test-faults lint format bench simulator clean
 
 install: $(STAMP)
 
@@ -35,6 +35,9 @@ test-unit: install
 
 test-integration: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -m integration
+
+test-faults: install
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest -m faults
 
 format: install
 	$(BIN)/ruff format .

@@ -22,7 +22,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -91,8 +91,8 @@ def migrate(env: dict[str, str]) -> None:
 
 
 @contextmanager
-def daphne(env: dict[str, str], log: Path) -> Iterator[str]:
-    port = free_port()
+def daphne(env: dict[str, str], log: Path, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -111,7 +111,7 @@ def daphne(env: dict[str, str], log: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_for_port(port, process)
+            wait_for_port(port, process)
             yield f"http://127.0.0.1:{port}"
         finally:
             process.terminate()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.live import daphne, e2e_database, migrate, server_env
+from tests.live import daphne, e2e_database, free_port, migrate, server_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -262,3 +262,35 @@ def test_the_composer_keeps_refused_text_and_shift_enter_adds_a_line(demo_site):
     page.locator("#chat-title", has_text="First line second line").wait_for()
     assert page.locator("[aria-current=page]").text_content().strip() == "First line second line"
     page.locator(".message.assistant.status-complete pre code").last.wait_for(timeout=30_000)
+
+
+def test_a_message_sent_while_the_server_restarts_is_kept_and_delivered_once(browser, tmp_path):
+    with e2e_database(tmp_path) as database_url:
+        env = server_env(database_url)
+        migrate(env)
+        port = free_port()
+        page = browser.new_page()
+        with daphne(env, tmp_path / "before.log", port=port) as base_url:
+            _sign_up(page, base_url)
+            page.get_by_label("Model").select_option(label="Offline demo (simulated replies)")
+            page.get_by_role("button", name="New chat").click()
+            page.wait_for_url("**/c/*/")
+            page.wait_for_timeout(300)
+        # The server is gone: the message waits in the composer, not acknowledged.
+        composer = page.get_by_label("Message")
+        composer.fill("Sent during the restart")
+        composer.press("Enter")
+        page.wait_for_timeout(500)
+        assert composer.input_value() == "Sent during the restart"
+        assert page.locator(".message.user").count() == 0
+        with daphne(env, tmp_path / "after.log", port=port):
+            # Reconnected: sent (once), acknowledged, and only then cleared.
+            page.wait_for_function(
+                "document.querySelector('#composer-input').value === ''", timeout=40_000
+            )
+            page.locator(".message.assistant.status-complete pre code").last.wait_for(
+                timeout=30_000
+            )
+            page.reload()
+            assert page.locator(".message.user").count() == 1
+            assert "Sent during the restart" in page.locator(".message.user").text_content()

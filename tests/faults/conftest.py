@@ -27,10 +27,8 @@ import pytest
 
 from tests.conftest import CI
 from tests.faults.services import PostgresServer, RedisServer, postgres_bin, redis_bin
-from tests.live import ROOT, free_port, server_env
+from tests.live import ROOT, free_port, server_env, wait_for_port
 from tests.streams import Transcript, is_final
-
-pytestmark = pytest.mark.faults
 
 REPLY_ID = re.compile(r'id="m-(\d+)" class="message assistant status-streaming"')
 
@@ -96,22 +94,10 @@ class Daphne:
             stdout=self._out,
             stderr=subprocess.STDOUT,
         )
-        self._wait_until_listening()
-
-    def _wait_until_listening(self) -> None:
-        import socket
-        import time
-
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {self.process.returncode}: {self.output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("daphne did not listen")
+        try:
+            wait_for_port(self.port, self.process, timeout=30)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}: {self.output()}") from None
 
     def output(self) -> str:
         self._out.flush()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.streams import has_delta
+
+pytestmark = pytest.mark.faults
 
 PLACEHOLDER = re.compile(r'hx-get="(/c/\d+/m/\d+/)" hx-trigger="load"')
 

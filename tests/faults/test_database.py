@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.faults.conftest import assert_clean_logs, request_for, upstream_text
 from tests.streams import has_delta
+
+pytestmark = pytest.mark.faults
 
 
 async def test_a_short_postgres_restart_mid_reply_loses_nothing(site_factory, postgres, simulator):

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.faults.conftest import assert_clean_logs, request_for, upstream_text
 from tests.streams import has_delta
+
+pytestmark = pytest.mark.faults
 
 
 async def test_sigterm_finishes_short_replies_and_saves_long_ones_with_all_their_text(

@@ -6,9 +6,12 @@ import asyncio
 import time
 
 import httpx
+import pytest
 
 from tests.faults.conftest import assert_clean_logs, request_for, upstream_text
 from tests.streams import has_delta
+
+pytestmark = pytest.mark.faults
 
 
 async def test_an_idle_socket_on_redis_still_sends_and_stop_works_after_a_long_pause(

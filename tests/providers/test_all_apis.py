@@ -135,5 +135,23 @@ async def test_no_first_token_in_time_is_a_timeout(sim, api):
 async def test_the_total_budget_ends_a_reply_that_keeps_going(sim):
     timeouts = Timeouts(connect=2, first_token=2, between_tokens=2, total=0.5)
     client = make_client(sim, "minimax", pace=20, timeouts=timeouts)
-    with pytest.raises(UpstreamTimeoutError):
+    with pytest.raises(UpstreamTimeoutError, match=r"longer than the 0.5 s allowed in total"):
+        await gather(client.stream(_request("minimax")))
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_an_upstream_that_never_answers_times_out_on_the_first_token_budget(sim, api):
+    """The wait for the response head is the first-token budget, not max(first, idle)."""
+    timeouts = Timeouts(connect=2, first_token=0.4, between_tokens=30, total=60)
+    client = make_client(sim, api, fault="no-headers", timeouts=timeouts)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(UpstreamTimeoutError, match=r"did not start answering within 0.4 s"):
+        await gather(client.stream(_request(api)))
+    assert asyncio.get_running_loop().time() - started < 2
+
+
+async def test_silence_mid_reply_names_the_idle_budget(sim):
+    timeouts = Timeouts(connect=2, first_token=5, between_tokens=0.3, total=60)
+    client = make_client(sim, "minimax", fault="silence-after=8", timeouts=timeouts)
+    with pytest.raises(UpstreamTimeoutError, match=r"went silent mid-reply \(nothing for 0.3 s\)"):
         await gather(client.stream(_request("minimax")))
