@@ -53,7 +53,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
-        actions.supervisor.ensure_running()
         # Refused during the handshake (HTTP 403); the browser retries with backoff.
         if not actions.accepting_replies() or not await self._may_access():
             await self.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from typing import Any
 
 from django.conf import settings
 
@@ -43,3 +44,15 @@ async def drain() -> None:
         logger.exception("Draining replies at shutdown failed")
     finally:
         await actions.supervisor.stop()
+
+
+def with_supervisor(app: Any) -> Any:
+    """Wrap the ASGI app so the orphan check starts with the process's first request
+    (ASGI gives no earlier moment with a running loop under daphne)."""
+    from chat import actions
+
+    async def application(scope: Any, receive: Any, send: Any) -> Any:
+        actions.supervisor.ensure_running()
+        return await app(scope, receive, send)
+
+    return application

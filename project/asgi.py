@@ -18,17 +18,20 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from chat.lifecycle import install_shutdown_hook  # noqa: E402
+from chat.lifecycle import install_shutdown_hook, with_supervisor  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 # Under daphne: on SIGTERM, let running replies finish before the process exits.
 install_shutdown_hook()
 
-application = ProtocolTypeRouter(
-    {
-        "http": ASGIStaticFilesHandler(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
-    }
+# Every process runs the orphan check from its first request on.
+application = with_supervisor(
+    ProtocolTypeRouter(
+        {
+            "http": ASGIStaticFilesHandler(django_asgi_app),
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            ),
+        }
+    )
 )
