@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,26 +91,23 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
+def spawn_daphne(env: dict[str, str], port: int, out: IO[bytes]) -> subprocess.Popen[bytes]:
+    """``daphne`` serving Parley on a loopback port, its output going to ``out``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+        + ["project.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
 @contextmanager
 def daphne(env: dict[str, str], log: Path, port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "project.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        process = spawn_daphne(env, port, out)
         try:
             wait_for_port(port, process)
             yield f"http://127.0.0.1:{port}"

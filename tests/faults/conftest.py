@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import CI
 from tests.faults.services import PostgresServer, RedisServer, postgres_bin, redis_bin
-from tests.live import ROOT, free_port, server_env, wait_for_port
+from tests.live import ROOT, free_port, server_env, spawn_daphne, wait_for_port
 from tests.streams import Transcript, is_final
 
 REPLY_ID = re.compile(r'id="m-(\d+)" class="message assistant status-streaming"')
@@ -78,22 +78,7 @@ class Daphne:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._out = log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "project.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-        )
+        self.process = spawn_daphne(env, self.port, self._out)
         try:
             wait_for_port(self.port, self.process, timeout=30)
         except RuntimeError as error:
