@@ -88,6 +88,25 @@ class ProviderConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def managed(self, obj: ProviderConnection) -> str:
         return "environment" if obj.managed_by_env else "admin"
 
+    @admin.display(description="API key")
+    def key_status(self, obj: ProviderConnection) -> str:
+        return "Stored, encrypted (never shown)" if obj.has_api_key else "Not set"
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only, Django would render ``api_key`` by calling the model's
+            # ``api_key()``: the decrypted key. Show only whether one is stored.
+            fields = ["key_status" if name == "api_key" else name for name in fields]
+            fields = [name for name in fields if name != "region"]
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            readonly.append("key_status")
+        return readonly
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Connections created from environment variables are changed there, not here.
         if obj is not None and obj.managed_by_env:

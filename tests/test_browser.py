@@ -264,12 +264,14 @@ def test_the_composer_keeps_refused_text_and_shift_enter_adds_a_line(demo_site):
     page.locator(".message.assistant.status-complete pre code").last.wait_for(timeout=30_000)
 
 
-def test_a_message_sent_while_the_server_restarts_is_kept_and_delivered_once(browser, tmp_path):
+def test_a_message_sent_while_the_server_restarts_is_kept_and_delivered_once(demo_site, tmp_path):
+    # Playwright is already running for demo_site: borrow its browser, not a second one.
+    chromium = demo_site[1].context.browser
     with e2e_database(tmp_path) as database_url:
         env = server_env(database_url)
         migrate(env)
         port = free_port()
-        page = browser.new_page()
+        page = chromium.new_page()
         with daphne(env, tmp_path / "before.log", port=port) as base_url:
             _sign_up(page, base_url)
             page.get_by_label("Model").select_option(label="Offline demo (simulated replies)")

@@ -24,6 +24,7 @@ from providers.clients.errors import (
     ProviderError,
     RateLimitedError,
     UpstreamTimeoutError,
+    upstream_said,
 )
 from providers.clients.http import Timeouts, bearer_endpoint, parse_retry_after
 from providers.clients.openai_compat import ChunkParser, OpenAIShapedClient, minimax_payload_error
@@ -73,7 +74,9 @@ def envelope_error(status: int, body: Any, headers: Mapping[str, str]) -> Provid
     if cls is ProviderError and status == 200:
         cls = InvalidRequestError
     text = friendly or (
-        f"{cls.default_message} Workers AI said: {message}" if message else cls.default_message
+        f"{cls.default_message} Workers AI said: {upstream_said(message)}"
+        if message
+        else cls.default_message
     )
     return cls(text, status=status, code=str(code) if code else None, retry_after=retry_after)
 

@@ -27,6 +27,7 @@ from providers.clients.errors import (
     UpstreamTimeoutError,
     ended_early,
     skipped_malformed_chunk,
+    upstream_said,
 )
 from providers.clients.http import (
     Timeouts,
@@ -89,7 +90,7 @@ def dashscope_error(status: int, body: Any, headers: Mapping[str, str]) -> Provi
     if cls is None:
         cls = _STATUSES.get(status, OverloadedError if status >= 500 else ProviderError)
     text = friendly or (
-        f"{cls.default_message} DashScope said: {message}"
+        f"{cls.default_message} DashScope said: {upstream_said(message)}"
         if isinstance(message, str) and message
         else cls.default_message
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 logger = logging.getLogger("providers")
@@ -93,9 +94,41 @@ def ended_early(*, produced: bool) -> ProviderError:
     return ProtocolError("The provider's stream ended without a reply.")
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Remove every secret (and its Bearer form) from text that may reach a user or a log."""
+# Credentials an upstream may echo back in an error, whoever's they are: a Bearer
+# token, an "sk-" style key, a JWT, or a key named as such.
+_CREDENTIALS = re.compile(
+    r"(?i)(?:\bbearer\s+|\b(?:api[_ -]?key|token|secret|authorization)\s*[:=]\s*)"
+    r"[^\s\"',;)]{3,}[^\s\"',;).]"
+    r"|\b(?:sk|pk|ak|key|tok)-[A-Za-z0-9_\-]{8,}"
+    r"|\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-.]{10,}"
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+MAX_UPSTREAM_TEXT = 240
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove every secret, and anything shaped like a credential, from text that may
+    reach a user, a log or the database."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
+    return _CREDENTIALS.sub(_redacted_credential, text)
+
+
+def _redacted_credential(match: re.Match[str]) -> str:
+    found = match.group(0)
+    prefix = re.match(r"(?i)(bearer\s+|[a-z _-]*\s*[:=]\s*)", found)
+    if prefix and not found.lower().startswith(("sk-", "pk-", "ak-", "key-", "tok-", "eyj")):
+        return prefix.group(0) + "[redacted]"
+    return "[redacted]"
+
+
+def upstream_said(text: str) -> str:
+    """An upstream's own error text as users see it: credentials removed, at most two
+    sentences and MAX_UPSTREAM_TEXT characters."""
+    text = redact(" ".join(text.split()))
+    sentences = _SENTENCE_END.split(text)
+    text = " ".join(sentences[:2])
+    if len(text) > MAX_UPSTREAM_TEXT:
+        text = text[: MAX_UPSTREAM_TEXT - 1].rstrip() + "…"
     return text

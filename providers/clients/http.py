@@ -141,6 +141,12 @@ async def open_stream(
                 raw = await response.aread()
                 raise map_error(response.status_code, decode_json(raw), response.headers)
             yield response
+        except ProviderError as error:
+            # The one way out for every mapped error of every API: no secret of this
+            # endpoint leaves in its text, whatever the upstream echoed.
+            error.message = redact(error.message, endpoint.secrets)
+            error.args = (error.message,)
+            raise
         except httpx.TimeoutException as exc:
             raise UpstreamTimeoutError(_describe(exc, endpoint)) from None
         except httpx.HTTPError as exc:

@@ -25,6 +25,7 @@ from providers.clients.errors import (
     UpstreamTimeoutError,
     ended_early,
     skipped_malformed_chunk,
+    upstream_said,
 )
 from providers.clients.http import json_payloads, parse_retry_after
 from providers.clients.persona import folded_messages, native_messages, uses_extra_roles
@@ -156,7 +157,7 @@ def base_resp_error(payload: Mapping[str, Any]) -> ProviderError | None:
 def _sentence(cls: type[ProviderError], message: str | None) -> str:
     if not message:
         return cls.default_message
-    return f"{cls.default_message} The provider said: {message.strip()}"
+    return f"{cls.default_message} The provider said: {upstream_said(message)}"
 
 
 def _text(value: Any) -> str | None:

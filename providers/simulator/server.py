@@ -11,7 +11,8 @@ Directives ride in request headers, so the real clients need no special code:
   sending but keep the connection open), ``malformed-after=3`` (send a broken chunk),
   ``base-resp=1004`` (MiniMax's HTTP 200 error shape), ``pause-after=5,pause-seconds=10``
   (stall, then go on), ``no-headers`` (never answer), ``chunk-chars=65536`` (big chunks)
-  and ``pace=N`` (tokens per second, for this request).
+  ``pace=N`` (tokens per second, for this request) and ``echo-key`` (error bodies quote
+  the request's credentials, as some upstreams do).
 
 Tests may also queue faults with :meth:`Simulator.queue_fault`; every request is
 recorded in :attr:`Simulator.requests` so a test can check what a client sent.
@@ -92,6 +93,8 @@ class Exchange:
     async def respond_json(
         self, status: int, payload: Any, headers: dict[str, str] | None = None
     ) -> None:
+        if status >= 400 and "echo-key" in self.directives.faults:
+            payload = _echo_credentials(payload, self.record.headers)
         body = json.dumps(payload).encode()
         head = {"Content-Type": "application/json", "Content-Length": str(len(body))}
         await self._head(status, {**head, **(headers or {})})
@@ -149,6 +152,18 @@ _REASONS = {
     504: "Gateway Timeout",
     529: "Overloaded",
 }
+
+
+def _echo_credentials(payload: Any, headers: dict[str, str]) -> Any:
+    """What a careless upstream does: quote the caller's credentials in its error."""
+    credential = headers.get("authorization") or headers.get("x-api-key", "")
+    if isinstance(payload, dict):
+        return {key: _echo_credentials(value, headers) for key, value in payload.items()}
+    if isinstance(payload, list):
+        return [_echo_credentials(value, headers) for value in payload]
+    if isinstance(payload, str) and payload:
+        return f"invalid api key: {credential} (1004). {payload}"
+    return payload
 
 
 class Simulator:

@@ -11,6 +11,7 @@ from providers.clients.base import gather
 from providers.clients.errors import (
     AuthenticationError,
     OverloadedError,
+    ProviderError,
     RateLimitedError,
     UpstreamConnectionError,
     UpstreamTimeoutError,
@@ -155,3 +156,26 @@ async def test_silence_mid_reply_names_the_idle_budget(sim):
     client = make_client(sim, "minimax", fault="silence-after=8", timeouts=timeouts)
     with pytest.raises(UpstreamTimeoutError, match=r"went silent mid-reply \(nothing for 0.3 s\)"):
         await gather(client.stream(_request("minimax")))
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("status", [400, 401, 429, 500])
+async def test_a_key_echoed_in_an_upstream_error_never_reaches_the_message(sim, api, status):
+    client = make_client(sim, api, fault=f"status={status},echo-key")
+    with pytest.raises(ProviderError) as caught:
+        await gather(client.stream(_request(api)))
+    text = str(caught.value)
+    assert API_KEY not in text and "sk-test" not in text
+    assert API_KEY in sim.requests[-1].raw  # the upstream really did echo it
+    assert len(text) < 400
+
+
+def test_upstream_text_is_cut_to_two_sentences_and_loses_credentials():
+    from providers.clients.errors import upstream_said
+
+    said = upstream_said(
+        "Bad key Bearer abcdefgh12345678. Token: zz-9f8e7d6c5b4a. Third sentence. Fourth."
+    )
+    assert said == "Bad key Bearer [redacted]. Token: [redacted]."
+    assert len(upstream_said("x" * 5000)) == 240
+    assert upstream_said("use sk-abcdefghijkl0123 here") == "use [redacted] here"
