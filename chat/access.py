@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.http import Http404
+from django.utils.crypto import constant_time_compare
 
 from chat.models import Conversation, User
 
@@ -18,3 +23,21 @@ def access_conversation(user: User, conversation_id: int) -> Conversation:
 
 def conversations_for(user: User):  # type: ignore[no-untyped-def]
     return Conversation.objects.filter(owner=user).order_by("-updated_at", "-id")
+
+
+def socket_still_allowed(*, user_id: int, session_key: str | None, conversation_id: int) -> bool:
+    """What a socket re-checks before every action: its session still exists and still
+    signs in this user (logging out deletes it; a password change rotates its hash), the
+    user is active and approved, and the conversation is theirs."""
+    if not session_key:
+        return False
+    engine = import_module(settings.SESSION_ENGINE)
+    data = engine.SessionStore(session_key).load()
+    if str(data.get(SESSION_KEY)) != str(user_id):
+        return False
+    user = User.objects.filter(pk=user_id, is_active=True, is_approved=True).first()
+    if user is None:
+        return False
+    if not constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
+        return False
+    return Conversation.objects.filter(pk=conversation_id, owner=user).exists()

@@ -19,18 +19,21 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
 from chat import actions, events
-from chat.access import access_conversation
+from chat.access import access_conversation, socket_still_allowed
 from chat.rendering import composer_error_frame, composer_ok_frame
 
 logger = logging.getLogger(__name__)
 
 # Close codes the browser's websocket extension reconnects after (with backoff).
 CLOSE_SERVICE_RESTART = 1012
+# Access ended (logged out, deactivated): the browser must not reconnect by itself.
+CLOSE_POLICY = 1008
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
     conversation_id: int
     group: str = ""
+    groups_joined: tuple[str, ...] = ()
     _receive_from_layer: Callable[[], Awaitable[dict[str, Any]]]
 
     # Channels assigns this in __call__ and awaits it for every layer message: route
@@ -47,8 +50,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         return await events.receive_with_retry(self.channel_name, on_recover=self._rejoin)
 
     async def _rejoin(self) -> None:
-        if self.group:
-            await self.channel_layer.group_add(self.group, self.channel_name)
+        if self.groups_joined:
+            for group in self.groups_joined:
+                await self.channel_layer.group_add(group, self.channel_name)
             await self._catch_up()
 
     async def connect(self) -> None:
@@ -57,22 +61,29 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not actions.accepting_replies() or not await self._may_access():
             await self.close()
             return
-        group = events.conversation_group(self.conversation_id)
+        self.group = events.conversation_group(self.conversation_id)
+        # The conversation's frames, and the signals that end this socket's access.
+        groups = (
+            self.group,
+            events.user_group(self.scope["user"].pk),
+            events.session_group(self.scope["session"].session_key or ""),
+        )
         try:
-            await self.channel_layer.group_add(group, self.channel_name)
+            for group in groups:
+                await self.channel_layer.group_add(group, self.channel_name)
         except events.LAYER_ERRORS as error:
             logger.warning("Refused a socket, channel layer unavailable: %s", error)
             await self.close()
             return
-        self.group = group
+        self.groups_joined = groups
         await self.accept()
         await self._catch_up()
 
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            # If the layer is down, the membership expires on its own.
-            with contextlib.suppress(*events.LAYER_ERRORS):
-                await self.channel_layer.group_discard(self.group, self.channel_name)
+        # If the layer is down, the memberships expire on their own.
+        with contextlib.suppress(*events.LAYER_ERRORS):
+            for group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -81,6 +92,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             payload = None
         if not isinstance(payload, dict):
             await self.send(text_data=composer_error_frame("That request could not be read."))
+            return
+        if not await self._still_allowed():
+            await self.close(code=CLOSE_POLICY)
             return
         action = payload.get("action", "send")
         if action == "send":
@@ -94,6 +108,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["html"])
+
+    async def access_revoked(self, event: dict[str, Any]) -> None:
+        await self.close(code=CLOSE_POLICY)
 
     async def _send_message(self, payload: dict[str, Any]) -> None:
         text, client_id = payload.get("message"), payload.get("client_id") or ""
@@ -133,6 +150,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=html)
         await actions.request_snapshot(
             conversation_id=self.conversation_id, reply_to=self.channel_name
+        )
+
+    @database_sync_to_async
+    def _still_allowed(self) -> bool:
+        user = self.scope["user"]
+        return user.is_authenticated and socket_still_allowed(
+            user_id=user.pk,
+            session_key=self.scope["session"].session_key,
+            conversation_id=self.conversation_id,
         )
 
     @database_sync_to_async

@@ -12,6 +12,7 @@ browser notices the gap in offsets and asks for a snapshot once the layer is bac
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -49,6 +50,16 @@ def reply_group(message_id: int) -> str:
 def user_group(user_id: int) -> str:
     """Every socket of one user, to close them all at once."""
     return f"user.{user_id}"
+
+
+def session_group(session_key: str) -> str:
+    """Every socket opened with one login session (a group name may not hold the key)."""
+    return f"session.{hashlib.sha256(session_key.encode()).hexdigest()[:32]}"
+
+
+def revoke(group: str) -> None:
+    """From sync code: close every socket in ``group`` once the transaction commits."""
+    publish_on_commit(group, {"type": "access.revoked"})
 
 
 def frame(html: str, **ids: int) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
-The websocket stack checks the Origin against ALLOWED_HOSTS, then loads the session
-user, then routes. Under daphne, SIGTERM drains running replies (chat.lifecycle).
+The websocket stack checks the Origin (scheme, host and port: chat.origin), then loads
+the session user, then routes. Under daphne, SIGTERM drains running replies (chat.lifecycle).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from chat.lifecycle import install_shutdown_hook, with_supervisor  # noqa: E402
+from chat.origin import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 # Under daphne: on SIGTERM, let running replies finish before the process exits.
@@ -29,9 +29,7 @@ application = with_supervisor(
     ProtocolTypeRouter(
         {
             "http": ASGIStaticFilesHandler(django_asgi_app),
-            "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-            ),
+            "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )
 )

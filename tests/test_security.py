@@ -1,0 +1,135 @@
+"""Security: keys never shown, sockets that honour logout, origins checked strictly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from chat.models import Message, User
+from providers import catalog
+from providers.bootstrap import sync_env_connections
+from providers.models import ProviderConnection
+
+SECRET = "sk-live-abcdefghijklmnopqrstuvwxyz123456"
+
+
+def _login_cookie(user: User) -> tuple[Client, str]:
+    client = Client()
+    client.force_login(user)
+    value = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return client, f"{settings.SESSION_COOKIE_NAME}={value}"
+
+
+async def _open(conversation_id, cookie, *, origin="http://127.0.0.1", host="127.0.0.1"):
+    from project.asgi import application
+
+    headers = [(b"origin", origin.encode()), (b"host", host.encode()), (b"cookie", cookie.encode())]
+    communicator = WebsocketCommunicator(application, f"/ws/c/{conversation_id}/", headers=headers)
+    connected, _ = await communicator.connect(timeout=5)
+    return communicator, connected
+
+
+async def _closed_with(communicator) -> int:
+    output = await communicator.receive_output(timeout=3)
+    while output["type"] != "websocket.close":
+        output = await communicator.receive_output(timeout=3)
+    return output.get("code", 1000)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+class TestSocketsHonourAccess:
+    async def test_logging_out_closes_the_sockets_of_that_session(self, owner, conversation):
+        client, cookie = await database_sync_to_async(_login_cookie)(owner)
+        socket, connected = await _open(conversation.pk, cookie)
+        assert connected
+        await socket.receive_nothing(0.2)
+        await database_sync_to_async(client.post)("/logout/")
+        assert await _closed_with(socket) == 1008
+
+    async def test_deactivating_or_unapproving_a_user_closes_their_sockets(
+        self, owner, conversation
+    ):
+        _, cookie = await database_sync_to_async(_login_cookie)(owner)
+        socket, _ = await _open(conversation.pk, cookie)
+        await socket.receive_nothing(0.2)
+        owner.is_approved = False
+        await database_sync_to_async(owner.save)()
+        assert await _closed_with(socket) == 1008
+
+    async def test_a_send_on_a_socket_whose_session_ended_is_refused_and_not_stored(
+        self, owner, conversation
+    ):
+        client, cookie = await database_sync_to_async(_login_cookie)(owner)
+        socket, _ = await _open(conversation.pk, cookie)
+        await socket.receive_nothing(0.2)
+        # The session disappears without a signal (expired, or deleted by an admin).
+        await database_sync_to_async(client.session.delete)()
+        await socket.send_to(text_data=json.dumps({"action": "send", "message": "hi"}))
+        assert await _closed_with(socket) == 1008
+        stored = await database_sync_to_async(Message.objects.filter(role="user").count)()
+        assert stored == 0
+
+    @pytest.mark.parametrize(
+        ("origin", "host"),
+        [
+            ("http://127.0.0.1:9999", "127.0.0.1:8000"),  # same host, another port
+            ("https://127.0.0.1:8000", "127.0.0.1:8000"),  # scheme does not match
+            ("http://evil.example", "127.0.0.1"),
+            ("null", "127.0.0.1"),
+        ],
+    )
+    async def test_a_socket_from_another_origin_is_refused(self, owner, conversation, origin, host):
+        _, cookie = await database_sync_to_async(_login_cookie)(owner)
+        _, connected = await _open(conversation.pk, cookie, origin=origin, host=host)
+        assert not connected
+
+    async def test_the_sites_own_origin_with_its_port_is_accepted(self, owner, conversation):
+        _, cookie = await database_sync_to_async(_login_cookie)(owner)
+        socket, connected = await _open(
+            conversation.pk, cookie, origin="http://127.0.0.1:8000", host="127.0.0.1:8000"
+        )
+        assert connected
+        await socket.disconnect()
+
+
+@pytest.mark.django_db
+class TestKeysNeverShown:
+    def test_view_only_staff_never_see_a_stored_key(self, client, teammate):
+        connection = ProviderConnection(
+            name="Mine", kind=catalog.MINIMAX_OPENAI, base_url="https://api.minimax.io/v1"
+        )
+        connection.set_api_key(SECRET)
+        connection.save()
+        teammate.is_staff = True
+        teammate.save()
+        teammate.user_permissions.add(Permission.objects.get(codename="view_providerconnection"))
+        client.force_login(teammate)
+        page = client.get(f"/admin/providers/providerconnection/{connection.pk}/change/")
+        assert page.status_code == 200
+        assert SECRET not in page.content.decode()
+        assert "Stored, encrypted" in page.content.decode()
+
+    def test_env_managed_connections_show_no_key_to_superusers(self, client, owner, settings):
+        settings.MINIMAX_API_KEY = SECRET
+        sync_env_connections()
+        owner.is_staff = owner.is_superuser = True
+        owner.save()
+        client.force_login(owner)
+        for connection in ProviderConnection.objects.all():
+            page = client.get(f"/admin/providers/providerconnection/{connection.pk}/change/")
+            assert page.status_code == 200 and SECRET not in page.content.decode()
+
+    def test_dumpdata_does_not_contain_keys(self, settings, capsys):
+        from django.core.management import call_command
+
+        settings.MINIMAX_API_KEY = SECRET
+        sync_env_connections()
+        call_command("dumpdata", "providers")
+        assert SECRET not in capsys.readouterr().out
