@@ -15,7 +15,7 @@ class UserAdmin(BaseUserAdmin):
     fieldsets = (*BaseUserAdmin.fieldsets, ("Parley", {"fields": ("is_approved",)}))
     actions = ["approve"]
 
-    @admin.action(description="Approve selected users")
+    @admin.action(description="Approve selected users", permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         count = queryset.update(is_approved=True)
         self.message_user(request, f"Approved {count} user(s).", messages.SUCCESS)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
-from django.db import transaction
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -91,23 +93,46 @@ def message(request: HttpRequest, conversation_id: int, message_id: int) -> Http
     return HttpResponse(render_message(MessageView.from_message(found, speaker=speaker)))
 
 
+def _lockout_minutes() -> int:
+    return max(1, math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+
+
+def locked_out(
+    request: HttpRequest, original_response: object = None, credentials: object = None
+) -> HttpResponse:
+    """django-axes' answer to a locked-out log-in (AXES_LOCKOUT_CALLABLE)."""
+    context = {"reason": "Too many failed log-ins.", "minutes": _lockout_minutes()}
+    return render(request, "registration/locked_out.html", context, status=429)
+
+
+def _signup_allowed(request: HttpRequest) -> bool:
+    """At most SIGNUP_RATE_LIMIT sign-up attempts per IP address per lockout period."""
+    key = f"signup-attempts:{request.META.get('REMOTE_ADDR', '')}"
+    cache.add(key, 0, timeout=int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    try:
+        attempts = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        attempts = 1
+    return attempts <= settings.SIGNUP_RATE_LIMIT
+
+
 @login_not_required
 def signup(request: HttpRequest) -> HttpResponse:
     first_account = not User.objects.exists()
     if settings.SIGNUP_MODE == "closed" and not first_account:
         return render(request, "registration/signup_closed.html", status=403)
+    if request.method == "POST" and not _signup_allowed(request):
+        context = {"reason": "Too many sign-ups from here.", "minutes": _lockout_minutes()}
+        return render(request, "registration/locked_out.html", context, status=429)
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            user = form.save(commit=False)
-            # The first account ever created runs the place.
-            if not User.objects.exists():
-                user.is_superuser = user.is_staff = user.is_approved = True
-            else:
-                user.is_approved = settings.SIGNUP_MODE == "open"
-            user.save()
-        login(request, user)
-        return redirect("home" if user.is_approved else "pending")
+        try:
+            user = actions.sign_up(user=form.save(commit=False))
+        except actions.ActionError as error:
+            form.add_error(None, str(error))
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("home" if user.is_approved else "pending")
     return render(
         request, "registration/signup.html", {"form": form, "first_account": first_account}
     )

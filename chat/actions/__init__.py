@@ -2,6 +2,7 @@
 
 One module per use case, as Zulip's ``zerver/actions``:
 
+- ``accounts``: sign-ups, with the first account decided under a lock;
 - ``conversations``: start one, change its settings, build the request it sends next;
 - ``sending``: store a user's message and its empty reply, once per client id;
 - ``replies``: the life of one reply in the process that writes it;
@@ -14,6 +15,7 @@ on commit.
 
 from __future__ import annotations
 
+from chat.actions.accounts import sign_up
 from chat.actions.common import ActionError, retry_db
 from chat.actions.conversations import (
     PreparedRequest,
@@ -53,6 +55,7 @@ __all__ = [
     "request_snapshot",
     "retry_db",
     "send_message",
+    "sign_up",
     "shut_down",
     "speaker_for",
     "start_reply",
