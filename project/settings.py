@@ -217,6 +217,10 @@ _ANY_PROVIDER_KEY = any(
 # Fernet keys for API keys stored in the database; the first encrypts, all decrypt.
 ENCRYPTION_KEYS = envlist("ENCRYPTION_KEYS", [])
 
+# Connections entered in the admin may only call public addresses unless this is set
+# (connections from environment variables are the operator's own and always allowed).
+UPSTREAM_ALLOW_PRIVATE = envbool("UPSTREAM_ALLOW_PRIVATE", False)
+
 # Upstream timeouts, in seconds.
 UPSTREAM_CONNECT_TIMEOUT = envfloat("UPSTREAM_CONNECT_TIMEOUT", 10.0, minimum=0.1)
 UPSTREAM_FIRST_TOKEN_TIMEOUT = envfloat("UPSTREAM_FIRST_TOKEN_TIMEOUT", 90.0, minimum=0.1)

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
 from providers import catalog
+from providers.clients.netguard import BlockedAddressError, public_addresses
 from providers.models import CatalogModel, ProviderConnection
 
 
@@ -15,6 +18,25 @@ def _region_choices() -> list[tuple[str, str]]:
     for kind in catalog.API_KINDS.values():
         choices += [(url, f"{kind.label}: {region}") for region, url in kind.regions]
     return choices
+
+
+def _private_address_problem(url: str) -> str:
+    """Why Parley will not call ``url`` (SSRF), or "" when it may."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "Give an http:// or https:// URL with a host name."
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        public_addresses(parts.hostname, port)
+    except BlockedAddressError:
+        return (
+            "This address is on a private or local network. Parley only calls public "
+            "addresses from the admin (set UPSTREAM_ALLOW_PRIVATE=true to allow others)."
+        )
+    except OSError:
+        # Not resolvable from here right now: the check at connect time still applies.
+        return ""
+    return ""
 
 
 class ProviderConnectionForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -63,6 +85,10 @@ class ProviderConnectionForm(forms.ModelForm):  # type: ignore[type-arg]
                 self.instance.base_url = data["base_url"]
         if not data.get("api_key") and not self.instance.has_api_key:
             self.add_error("api_key", "A new connection needs an API key.")
+        if data.get("base_url") and not settings.UPSTREAM_ALLOW_PRIVATE:
+            problem = _private_address_problem(data["base_url"])
+            if problem:
+                self.add_error("base_url" if not data.get("region") else "region", problem)
         return data
 
     def save(self, commit: bool = True) -> ProviderConnection:

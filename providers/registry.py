@@ -16,9 +16,10 @@ from providers import catalog
 from providers.clients.cloudflare import CloudflareClient
 from providers.clients.cloudsway import CloudswayClient
 from providers.clients.dashscope import DashScopeClient
-from providers.clients.http import Timeouts
+from providers.clients.http import Timeouts, tls_context
 from providers.clients.minimax_anthropic import MiniMaxAnthropicClient
 from providers.clients.minimax_openai import MiniMaxOpenAIClient
+from providers.clients.netguard import GuardedTransport
 from providers.clients.types import ChatClient, ModelSpec
 from providers.crypto import UndecryptableSecret
 from providers.models import CatalogModel, ProviderConnection
@@ -41,6 +42,8 @@ class Connection:
     workspace: str = ""
     endpoint_path: str = ""
     simulated: bool = False
+    #: Entered in the admin: may only reach public addresses (env ones are the operator's).
+    guarded: bool = False
 
     @property
     def api_label(self) -> str:
@@ -105,6 +108,7 @@ def available_models() -> list[ModelOption]:
             cloudflare_style=connection.cloudflare_style,
             workspace=connection.workspace,
             endpoint_path=connection.endpoint_path,
+            guarded=not connection.managed_by_env,
         )
         for (kind, name), row in rows.items():
             if kind == connection.kind and row.enabled:
@@ -179,14 +183,25 @@ def client_for(option: ModelOption) -> ChatClient:
         headers["x-simulator-pace"] = str(settings.DEMO_TOKENS_PER_SECOND)
         base_url = f"{demo_upstream_url()}{connection.base_url}"
     timeouts = _timeouts()
+    transport = None
+    if connection.guarded and not settings.UPSTREAM_ALLOW_PRIVATE:
+        transport = GuardedTransport(verify=tls_context())
     kind = connection.kind
     if kind == catalog.MINIMAX_OPENAI:
         return MiniMaxOpenAIClient(
-            base_url=base_url, api_key=connection.api_key, timeouts=timeouts, extra_headers=headers
+            base_url=base_url,
+            api_key=connection.api_key,
+            timeouts=timeouts,
+            extra_headers=headers,
+            transport=transport,
         )
     if kind == catalog.MINIMAX_ANTHROPIC:
         return MiniMaxAnthropicClient(
-            base_url=base_url, api_key=connection.api_key, timeouts=timeouts, extra_headers=headers
+            base_url=base_url,
+            api_key=connection.api_key,
+            timeouts=timeouts,
+            extra_headers=headers,
+            transport=transport,
         )
     if kind == catalog.CLOUDFLARE:
         return CloudflareClient(
@@ -197,6 +212,7 @@ def client_for(option: ModelOption) -> ChatClient:
             style="openai" if connection.cloudflare_style == "openai" else "run",
             timeouts=timeouts,
             extra_headers=headers,
+            transport=transport,
         )
     if kind == catalog.DASHSCOPE:
         return DashScopeClient(
@@ -205,6 +221,7 @@ def client_for(option: ModelOption) -> ChatClient:
             workspace=connection.workspace,
             timeouts=timeouts,
             extra_headers=headers,
+            transport=transport,
         )
     if kind == catalog.CLOUDSWAY:
         return CloudswayClient(
@@ -213,6 +230,7 @@ def client_for(option: ModelOption) -> ChatClient:
             endpoint_path=connection.endpoint_path,
             timeouts=timeouts,
             extra_headers=headers,
+            transport=transport,
         )
     raise ValueError(f"unknown API kind {kind!r}")
 

@@ -185,3 +185,14 @@ async def connect() -> AsyncIterator[object]:
 def fast_frames(settings):  # type: ignore[no-untyped-def]
     settings.REPLY_FRAME_INTERVAL = 0.02
     return settings
+
+
+@pytest.fixture
+async def sim():  # type: ignore[no-untyped-def]
+    """A fresh simulator on this test's event loop."""
+    from providers.simulator import Simulator
+
+    simulator = Simulator(tokens_per_second=3000)
+    await simulator.start()
+    yield simulator
+    await simulator.close()

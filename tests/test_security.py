@@ -203,3 +203,110 @@ def test_markdown_images_from_other_hosts_become_links():
     assert "<img" not in html
     assert 'href="https://attacker.example/?d=secret+text"' in html and "chart (image)" in html
     assert "<img" in str(render_markdown("![ok](data:image/png;base64,iVBORw0KGgo=)"))
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("100.64.0.1", False),  # CGNAT
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("fe80::1", False),
+        ("fd00::1", False),
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+    ],
+)
+def test_only_public_addresses_are_called(address, public):
+    from providers.clients.netguard import is_public
+
+    assert is_public(address) is public
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://127.0.0.1:8765/v1", "http://[::ffff:127.0.0.1]/v1", "http://10.0.0.5/v1"],
+)
+def test_the_admin_refuses_a_private_base_url(client, owner, base_url):
+    owner.is_staff = owner.is_superuser = True
+    owner.save()
+    client.force_login(owner)
+    response = client.post(
+        "/admin/providers/providerconnection/add/",
+        {
+            "name": "Internal",
+            "kind": catalog.MINIMAX_OPENAI,
+            "base_url": base_url,
+            "api_key": SECRET,
+            "enabled": "on",
+            "cloudflare_style": "run",
+        },
+    )
+    assert response.status_code == 200
+    assert "private or local network" in response.content.decode()
+    assert not ProviderConnection.objects.filter(name="Internal").exists()
+
+
+@pytest.mark.django_db
+def test_the_operator_may_allow_private_base_urls(client, owner, settings):
+    settings.UPSTREAM_ALLOW_PRIVATE = True
+    owner.is_staff = owner.is_superuser = True
+    owner.save()
+    client.force_login(owner)
+    response = client.post(
+        "/admin/providers/providerconnection/add/",
+        {
+            "name": "Gateway",
+            "kind": catalog.MINIMAX_OPENAI,
+            "base_url": "http://127.0.0.1:8765/v1",
+            "api_key": SECRET,
+            "enabled": "on",
+            "cloudflare_style": "run",
+        },
+    )
+    assert response.status_code == 302
+
+
+async def test_a_guarded_client_never_connects_to_a_private_address_even_after_rebinding(sim):
+    """The admin's check passed once; at call time the name resolves privately: refused,
+    with the same sentence as any unreachable provider, and nothing reached the server."""
+    from providers.clients.errors import UpstreamConnectionError
+    from providers.clients.http import UNREACHABLE
+    from providers.clients.minimax_openai import MiniMaxOpenAIClient
+    from providers.clients.netguard import GuardedTransport
+    from providers.clients.types import ChatMessage, ChatRequest
+
+    before = len(sim.requests)
+    for base_url in (sim.base_url, sim.base_url.replace("127.0.0.1", "localhost")):
+        client = MiniMaxOpenAIClient(
+            base_url=f"{base_url}/minimax/v1", api_key=SECRET, transport=GuardedTransport()
+        )
+        request = ChatRequest(
+            model="MiniMax-M2.7", messages=(ChatMessage(role="user", content="hi"),)
+        )
+        with pytest.raises(UpstreamConnectionError) as caught:
+            async for _ in client.stream(request):
+                pass
+        assert str(caught.value) == UNREACHABLE
+    assert len(sim.requests) == before
+
+
+async def test_a_refused_port_and_an_open_one_look_the_same_to_users():
+    from providers.clients.errors import UpstreamConnectionError
+    from providers.clients.http import UNREACHABLE
+    from providers.clients.minimax_openai import MiniMaxOpenAIClient
+    from providers.clients.types import ChatMessage, ChatRequest
+
+    request = ChatRequest(model="MiniMax-M2.7", messages=(ChatMessage(role="user", content="hi"),))
+    client = MiniMaxOpenAIClient(base_url="http://127.0.0.1:9/v1", api_key=SECRET)
+    with pytest.raises(UpstreamConnectionError) as caught:
+        async for _ in client.stream(request):
+            pass
+    assert str(caught.value) == UNREACHABLE

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -24,6 +25,8 @@ from providers.clients.errors import (
     redact,
 )
 from providers.clients.sse import ServerSentEvent, aiter_sse
+
+logger = logging.getLogger("providers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ ErrorMapper = Callable[[int, Any, Mapping[str, str]], ProviderError]
 
 
 @cache
-def _tls_context() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     # Building a context loads the CA bundle (~40 ms): do it once per process, not per reply.
     import certifi
 
@@ -120,7 +123,7 @@ async def open_stream(
         base_url=endpoint.base_url,
         timeout=timeout,
         transport=endpoint.transport,
-        verify=_tls_context(),
+        verify=tls_context(),
         follow_redirects=False,
     ) as client:
         try:
@@ -135,7 +138,10 @@ async def open_stream(
         except httpx.TimeoutException:
             raise UpstreamTimeoutError(first_token_timeout(timeouts)) from None
         except httpx.HTTPError as exc:
-            raise UpstreamConnectionError(_describe(exc, endpoint)) from None
+            # One sentence for every way of not getting there (refused, reset, DNS, a
+            # blocked address): the difference would map a private network for a user.
+            _log_failure(exc, endpoint)
+            raise UpstreamConnectionError(UNREACHABLE) from None
         try:
             if response.status_code >= 400:
                 raw = await response.aread()
@@ -148,9 +154,11 @@ async def open_stream(
             error.args = (error.message,)
             raise
         except httpx.TimeoutException as exc:
-            raise UpstreamTimeoutError(_describe(exc, endpoint)) from None
+            _log_failure(exc, endpoint)
+            raise UpstreamTimeoutError(idle_timeout(timeouts)) from None
         except httpx.HTTPError as exc:
-            raise UpstreamConnectionError(_describe(exc, endpoint)) from None
+            _log_failure(exc, endpoint)
+            raise UpstreamConnectionError(BROKE_OFF) from None
         finally:
             await response.aclose()
 
@@ -217,10 +225,14 @@ def total_timeout(timeouts: Timeouts) -> str:
     return f"The reply took longer than the {timeouts.total:g} s allowed in total."
 
 
-def _describe(exc: httpx.HTTPError, endpoint: Endpoint) -> str:
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+UNREACHABLE = "Could not reach the provider."
+BROKE_OFF = "The connection to the provider broke off mid-reply."
+
+
+def _log_failure(exc: httpx.HTTPError, endpoint: Endpoint) -> None:
+    """The detail is for the operator's log, never for the user's page."""
     detail = redact(str(exc) or type(exc).__name__, endpoint.secrets)
-    return f"Connection to the provider {kind}: {detail}"
+    logger.warning("Upstream connection failed: %s: %s", type(exc).__name__, detail)
 
 
 async def json_payloads(

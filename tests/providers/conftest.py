@@ -1,23 +1,13 @@
 from __future__ import annotations
 
-import pytest
-
 from providers.clients.cloudflare import CloudflareClient
 from providers.clients.cloudsway import CloudswayClient
 from providers.clients.dashscope import DashScopeClient
 from providers.clients.minimax_anthropic import MiniMaxAnthropicClient
 from providers.clients.minimax_openai import MiniMaxOpenAIClient
-from providers.simulator import Simulator
+from providers.simulator import Simulator  # noqa: TC001 - for make_client's signature
 
 API_KEY = "sk-test-should-never-leak-0123456789"
-
-
-@pytest.fixture
-async def sim():
-    simulator = Simulator(tokens_per_second=3000)
-    await simulator.start()
-    yield simulator
-    await simulator.close()
 
 
 def make_client(
