@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
 
 from providers import catalog
+from providers.crypto import UndecryptableSecret
 from providers.models import ProviderConnection
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,20 @@ def env_connections() -> list[EnvConnection]:
 
 
 @transaction.atomic
+def _stored_key(connection: ProviderConnection) -> str | None:
+    try:
+        return connection.api_key()
+    except UndecryptableSecret:
+        # SECRET_KEY or ENCRYPTION_KEYS changed. The environment holds this key, so it
+        # is simply stored again under the current keys.
+        logger.warning(
+            "Connection %r: the stored API key could not be decrypted with ENCRYPTION_KEYS "
+            "(or SECRET_KEY); storing the key from the environment again.",
+            connection.name,
+        )
+        return None
+
+
 def sync_env_connections() -> list[str]:
     """Make env-managed connections match the environment; return what changed."""
     changes: list[str] = []
@@ -95,7 +113,7 @@ def sync_env_connections() -> list[str]:
         connection.enabled = True
         for attribute, value in item.extra.items():
             setattr(connection, attribute, value)
-        if created or connection.api_key() != item.api_key:
+        if created or _stored_key(connection) != item.api_key:
             connection.set_api_key(item.api_key)
         connection.save()
         changes.append(f"{'created' if created else 'updated'} {item.name}")

@@ -95,7 +95,12 @@ def available_models() -> list[ModelOption]:
         try:
             api_key = connection.api_key()
         except UndecryptableSecret:
-            logger.error("Connection %s: stored API key cannot be decrypted", connection.pk)
+            logger.error(
+                "Connection %r is unavailable: its stored API key cannot be decrypted with "
+                "ENCRYPTION_KEYS (or SECRET_KEY, if unset). Restore the old key in "
+                "ENCRYPTION_KEYS, or enter the API key again in the admin.",
+                connection.name,
+            )
             continue
         live = Connection(
             key=f"c{connection.pk}",

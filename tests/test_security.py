@@ -310,3 +310,51 @@ async def test_a_refused_port_and_an_open_one_look_the_same_to_users():
         async for _ in client.stream(request):
             pass
     assert str(caught.value) == UNREACHABLE
+
+
+@pytest.mark.django_db
+def test_a_non_numeric_parameter_is_refused_with_a_visible_reason(client, owner, conversation):
+    client.force_login(owner)
+    response = client.post(
+        f"/c/{conversation.pk}/settings/",
+        {"model": conversation.model, "temperature": "warm", "top_p": "", "max_output_tokens": ""},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    assert "Temperature: Enter a number." in response.content.decode()
+
+
+async def test_a_static_path_that_escapes_the_static_root_is_a_404_not_a_500():
+    from channels.testing import ApplicationCommunicator
+
+    from project.asgi import application
+
+    for path in ("/static/..%2f..%2fmanage.py", "/static/../../manage.py"):
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "GET",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "scheme": "http",
+            "headers": [(b"host", b"127.0.0.1")],
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 1234),
+        }
+        communicator = ApplicationCommunicator(application, scope)
+        await communicator.send_input({"type": "http.request", "body": b""})
+        start = await communicator.receive_output(5)
+        body = await communicator.receive_output(5)
+        assert start["status"] == 404 and b"manage" not in body.get("body", b"")
+        await communicator.send_input({"type": "http.disconnect"})
+        await communicator.wait(timeout=5)
+
+
+@pytest.mark.django_db
+def test_a_stored_key_that_no_longer_decrypts_is_replaced_from_the_environment(settings):
+    settings.MINIMAX_API_KEY = SECRET
+    sync_env_connections()
+    settings.ENCRYPTION_KEYS = ["Vt5c0ZBfZm8bL8kIY3y8O5gL9Y0nB8oEw0nq8cT0b4Q="]
+    sync_env_connections()  # after a SECRET_KEY change: no traceback
+    assert {c.api_key() for c in ProviderConnection.objects.all()} == {SECRET}
