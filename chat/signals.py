@@ -20,9 +20,11 @@ def close_sockets_of_the_session(sender: Any, request: Any, user: Any, **kwargs:
 
 
 @receiver(pre_save, sender=User)
-def remember_access(sender: Any, instance: User, **kwargs: Any) -> None:
+def remember_access(sender: Any, instance: User, update_fields: Any = None, **kwargs: Any) -> None:
     if instance.pk is None:
         return
+    if update_fields is not None and not {"is_active", "is_approved"} & set(update_fields):
+        return  # e.g. last_login on every log-in: access cannot have changed
     before = User.objects.filter(pk=instance.pk).values("is_active", "is_approved").first()
     instance._had_access = bool(before and before["is_active"] and before["is_approved"])  # type: ignore[attr-defined]
 

@@ -371,8 +371,12 @@ async def send_snapshot(live: LiveReply, channel: str) -> None:
 
 
 async def _save_partial(reply_id: int, buffer: ReplyBuffer) -> bool:
+    """Save the text so far, or only touch the row (a heartbeat) when nothing is new."""
     try:
-        await retry_db(_store_partial, 0, reply_id, buffer.content, buffer.reasoning)
+        if buffer.unsaved:
+            await retry_db(_store_partial, 0, reply_id, buffer.content, buffer.reasoning)
+        else:
+            await retry_db(_touch, 0, reply_id)
     except DB_ERRORS as error:
         logger.warning("Could not save reply %s yet (%s); will retry", reply_id, error)
         return False
@@ -382,6 +386,12 @@ async def _save_partial(reply_id: int, buffer: ReplyBuffer) -> bool:
 def _store_partial(reply_id: int, content: str, reasoning: str) -> None:
     Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
         content=content, reasoning=reasoning, updated_at=timezone.now()
+    )
+
+
+def _touch(reply_id: int) -> None:
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        updated_at=timezone.now()
     )
 
 
