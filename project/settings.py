@@ -246,6 +246,8 @@ PARLEY_DEMO = envbool("PARLEY_DEMO", DEBUG and not _ANY_PROVIDER_KEY)
 # Where the simulator listens; empty starts one inside this process on loopback.
 DEMO_UPSTREAM_URL = envstr("DEMO_UPSTREAM_URL").rstrip("/")
 DEMO_TOKENS_PER_SECOND = envfloat("DEMO_TOKENS_PER_SECOND", 40.0, minimum=0.1)
+# Pad simulated answers to about this many tokens (0: their natural length).
+DEMO_REPLY_TOKENS = envint("DEMO_REPLY_TOKENS", 0, minimum=0)
 
 # Streaming: coalesce tokens into socket frames and batch database flushes.
 REPLY_FRAME_INTERVAL = envfloat("REPLY_FRAME_INTERVAL", 0.05, minimum=0.0)

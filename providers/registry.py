@@ -186,6 +186,8 @@ def client_for(option: ModelOption) -> ChatClient:
     base_url = connection.base_url
     if connection.simulated:
         headers["x-simulator-pace"] = str(settings.DEMO_TOKENS_PER_SECOND)
+        if settings.DEMO_REPLY_TOKENS:
+            headers["x-simulator-length"] = str(settings.DEMO_REPLY_TOKENS)
         base_url = f"{demo_upstream_url()}{connection.base_url}"
     timeouts = _timeouts()
     transport = None

@@ -303,6 +303,8 @@ async def _publish_until_done(
             last_flush = now
         if not upstream.done() and frame_interval:
             await asyncio.wait({upstream}, timeout=frame_interval)
+    if buffer.unpublished:
+        await _publish_deltas(context, buffer)  # the tail, before the final frame
 
 
 async def _publish_deltas(context: ReplyContext, buffer: ReplyBuffer) -> None:

@@ -46,6 +46,8 @@ class RecordedRequest:
     finished: bool = False
     #: Everything written back, so tests can check a quirk really went over the wire.
     sent: list[str] = field(default_factory=list)
+    #: When each item of ``sent`` was written (wall clock, comparable across processes).
+    sent_at: list[float] = field(default_factory=list)
 
     @property
     def raw(self) -> str:
@@ -99,6 +101,7 @@ class Exchange:
         head = {"Content-Type": "application/json", "Content-Length": str(len(body))}
         await self._head(status, {**head, **(headers or {})})
         self.record.sent.append(body.decode())
+        self.record.sent_at.append(time.time())
         self.writer.write(body)
         await self.writer.drain()
 
@@ -112,6 +115,7 @@ class Exchange:
         if self.disconnected.is_set():
             raise ConnectionResetError("client went away")
         self.record.sent.append(raw)
+        self.record.sent_at.append(time.time())
         self.writer.write(raw.encode())
         await self.writer.drain()
 
@@ -152,6 +156,16 @@ _REASONS = {
     504: "Gateway Timeout",
     529: "Overloaded",
 }
+
+
+def _summary(record: RecordedRequest) -> dict[str, Any]:
+    messages = record.body.get("messages") if isinstance(record.body, dict) else None
+    last = messages[-1].get("content", "") if messages else ""
+    return {
+        "path": record.path,
+        "last_message": last if isinstance(last, str) else "",
+        "sent": list(zip(record.sent_at, record.sent, strict=True)),
+    }
 
 
 def _echo_credentials(payload: Any, headers: dict[str, str]) -> Any:
@@ -296,6 +310,12 @@ class Simulator:
         )
 
     async def _dispatch(self, exchange: Exchange) -> None:
+        if exchange.record.method == "GET" and exchange.record.path == "/_records":
+            # For benchmarks in another process: what was sent, and when (then forgotten).
+            self.requests.remove(exchange.record)
+            done, self.requests = self.requests, []
+            await exchange.respond_json(200, [_summary(r) for r in done])
+            return
         if "no-headers" in exchange.directives.faults:
             await exchange.disconnected.wait()  # accept the request, never answer it
             return

@@ -1,0 +1,452 @@
+"""How many concurrent streams one daphne process relays, and at what cost.
+
+    make bench-relay
+    python -m tests.benchmarks.relay --steps 10,50,100,150 --pace 50 --tokens 500
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \\
+        python -m tests.benchmarks.relay --processes 2 --steps 150,300
+
+The simulator runs in its own process at a set pace and records when it wrote each
+chunk. Daphne serves Parley as in production (DEBUG off). N websocket clients, each a
+signed-in user with a conversation of their own, send at once; a direct client of the
+same simulator runs in the same step as the baseline. For each step it prints:
+
+- added time to first token: (send → first delta on the socket) − the direct client's
+  time to first token, p50 and p99;
+- per-token lag: when a frame arrived − when the simulator wrote the last character it
+  carries, p50 and p99 over every frame;
+- daphne's CPU (all processes, % of one core) over the step;
+- replies that never got their final frame, and the characters those sockets never
+  showed (the final frame carries the whole reply);
+- whether every stored reply equals what the simulator sent.
+
+With DATABASE_URL set to PostgreSQL it creates a scratch database there (and drops it);
+otherwise it uses a SQLite file. Two processes need REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+DELTA = re.compile(
+    r'<div hx-swap-oob="beforeend:#m-(\d+)-(text|reasoning)" data-offset="(\d+)" '
+    r'data-end="(\d+)">(.*?)</div>',
+    re.S,
+)
+STREAMING = re.compile(r'id="m-(\d+)" class="message assistant status-streaming"')
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on {port}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+@dataclass
+class Stream:
+    """One socket's view of one reply."""
+
+    index: int
+    marker: str
+    sent_at: float = 0.0
+    reply_id: int = 0
+    first_delta_at: float | None = None
+    final_at: float | None = None
+    shown: str = ""
+    frames: list[tuple[float, int]] = field(default_factory=list)  # (arrival, text end)
+
+
+@dataclass
+class Site:
+    urls: list[str]
+    cookies: list[str]
+    conversations: list[int]
+    pids: list[int]
+    database_url: str
+
+
+def prepare(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, str], str]:
+    """A scratch database, migrated, with one signed-in user and conversation per stream."""
+    database_url = os.environ.get("DATABASE_URL", "")
+    if database_url.startswith("postgres"):
+        import psycopg
+
+        name = f"parley_bench_{uuid.uuid4().hex[:8]}"
+        admin = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        database_url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+    else:
+        database_url = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-" + uuid.uuid4().hex,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "PARLEY_DEMO": "true",
+        "DATABASE_URL": database_url,
+        "DEMO_TOKENS_PER_SECOND": str(args.pace),
+        "REPLY_FRAME_INTERVAL": str(args.frame_interval),
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if os.environ.get("REDIS_URL"):
+        env["REDIS_PREFIX"] = f"parley-bench-{uuid.uuid4().hex[:6]}"
+    elif args.processes > 1:
+        raise SystemExit("Two processes need REDIS_URL")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    return env, database_url
+
+
+def create_users(env: dict[str, str], count: int) -> tuple[list[str], list[int]]:
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from chat.models import Conversation, User
+
+    cookies, conversations = [], []
+    for index in range(count):
+        user = User.objects.create_user(username=f"bench{index}", is_approved=True)
+        conversation = Conversation.objects.create(owner=user, model="demo:MiniMax-M2.7")
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}")
+        conversations.append(conversation.pk)
+    return cookies, conversations
+
+
+async def open_sockets(site: Site, count: int) -> list:  # type: ignore[type-arg]
+    from websockets.asyncio.client import connect
+
+    async def one(index: int):  # type: ignore[no-untyped-def]
+        url = site.urls[index % len(site.urls)]
+        return await connect(
+            url.replace("http://", "ws://") + f"/ws/c/{site.conversations[index]}/",
+            additional_headers={"Cookie": site.cookies[index], "Origin": url},
+            max_size=2**20,
+            open_timeout=60,
+            ping_interval=None,
+        )
+
+    sockets = []
+    for start in range(0, count, 25):  # handshakes in batches: not what is measured
+        sockets += await asyncio.gather(*(one(i) for i in range(start, min(count, start + 25))))
+    await asyncio.sleep(0.5)
+    for ws in sockets:  # drop catch-up frames
+        while True:
+            try:
+                await asyncio.wait_for(ws.recv(), 0.01)
+            except TimeoutError:
+                break
+    return sockets
+
+
+async def follow(ws, stream: Stream, deadline: float) -> None:  # type: ignore[no-untyped-def]
+    while time.time() < deadline:
+        try:
+            frame = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.time()))
+        except TimeoutError:
+            return
+        now = time.time()
+        if not stream.reply_id:
+            found = STREAMING.search(frame)
+            if found:
+                stream.reply_id = int(found[1])
+            continue
+        if f'id="m-{stream.reply_id}"' in frame and 'data-status="streaming"' not in frame:
+            stream.final_at = now
+            return
+        for match in DELTA.finditer(frame):
+            if int(match[1]) != stream.reply_id:
+                continue
+            if stream.first_delta_at is None:
+                stream.first_delta_at = now
+            if match[2] == "text":
+                offset, end = int(match[3]), int(match[4])
+                if offset == len(stream.shown):
+                    stream.shown += html.unescape(match[5])
+                    stream.frames.append((now, end))
+
+
+async def direct_baseline(sim_url: str, pace: float, tokens: int) -> float:
+    """Time to first token of a direct client of the same simulator (seconds)."""
+    from providers.clients.minimax_openai import MiniMaxOpenAIClient
+    from providers.clients.types import ChatMessage, ChatRequest, ReasoningDelta, TextDelta
+
+    client = MiniMaxOpenAIClient(
+        base_url=f"{sim_url}/minimax/v1",
+        api_key="bench",
+        extra_headers={"x-simulator-pace": str(pace), "x-simulator-length": str(tokens)},
+    )
+    request = ChatRequest(
+        model="MiniMax-M2.7", messages=(ChatMessage(role="user", content="baseline"),)
+    )
+    started = time.monotonic()
+    first = None
+    stream = client.stream(request)
+    async for event in stream:
+        if isinstance(event, (TextDelta, ReasoningDelta)) and first is None:
+            first = time.monotonic() - started
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+    return first if first is not None else float("nan")
+
+
+def emitted_text(summary: dict) -> tuple[str, list[tuple[int, float]]]:  # type: ignore[type-arg]
+    """The answer text the simulator wrote and when each prefix length was complete."""
+    text, marks = "", []
+    for at, raw in summary["sent"]:
+        for line in raw.splitlines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            try:
+                payload = json.loads(line[6:])
+            except ValueError:
+                continue
+            for choice in payload.get("choices") or []:
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    text += content
+                    marks.append((len(text), at))
+    return text, marks
+
+
+def stored_replies(database_url: str, ids: list[int]) -> dict[int, str]:
+    query = "SELECT id, content FROM chat_message WHERE id IN ({})"
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            rows = conn.execute(query.format(",".join("?" * len(ids))), ids).fetchall()
+    else:
+        import psycopg
+
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(query.format(",".join(["%s"] * len(ids))), ids).fetchall()
+    return dict(rows)
+
+
+async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
+    import httpx
+
+    sockets = await open_sockets(site, count)
+    step = uuid.uuid4().hex[:6]
+    streams = [Stream(index=i, marker=f"bench {step} {i}") for i in range(count)]
+    duration = args.tokens / args.pace
+    deadline = time.time() + duration * 3 + 60
+    followers = [
+        asyncio.create_task(follow(ws, stream, deadline))
+        for ws, stream in zip(sockets, streams, strict=True)
+    ]
+    cpu_before = [_cpu_seconds(pid) for pid in site.pids]
+    wall_before = time.monotonic()
+    baseline = asyncio.create_task(direct_baseline(sim_url, args.pace, args.tokens))
+
+    async def send(ws, stream: Stream) -> None:  # type: ignore[no-untyped-def]
+        stream.sent_at = time.time()
+        await ws.send(
+            json.dumps(
+                {
+                    "action": "send",
+                    "message": stream.marker,
+                    "client_id": stream.marker.replace(" ", "-"),
+                }
+            )
+        )
+
+    await asyncio.gather(*(send(ws, s) for ws, s in zip(sockets, streams, strict=True)))
+    direct_ttft = await baseline
+    await asyncio.gather(*followers)
+    cpu = sum(_cpu_seconds(pid) for pid in site.pids) - sum(cpu_before)
+    wall = time.monotonic() - wall_before
+    await asyncio.gather(*(ws.close() for ws in sockets))
+
+    async with httpx.AsyncClient() as client:
+        summaries = (await client.get(f"{sim_url}/_records", timeout=60)).json()
+    by_marker = {s["last_message"]: s for s in summaries}
+    stored = stored_replies(site.database_url, [s.reply_id for s in streams if s.reply_id])
+
+    added_ttft, lags, missing, no_final, mismatched = [], [], 0, 0, 0
+    for stream in streams:
+        if stream.first_delta_at is not None:
+            added_ttft.append((stream.first_delta_at - stream.sent_at) - direct_ttft)
+        if stream.final_at is None:
+            no_final += 1
+        sent_text, marks = emitted_text(by_marker.get(stream.marker, {"sent": []}))
+        final_text = stored.get(stream.reply_id, "")
+        if final_text != sent_text:
+            mismatched += 1
+        if stream.final_at is None:  # the final frame carries the whole reply
+            missing += max(0, len(final_text) - len(stream.shown))
+        position = 0
+        for arrived, end in stream.frames:
+            while position < len(marks) and marks[position][0] < end:
+                position += 1
+            if position < len(marks):
+                lags.append(arrived - marks[position][1])
+    return {
+        "streams": count,
+        "ttft_p50": _percentile(added_ttft, 0.5) * 1000,
+        "ttft_p99": _percentile(added_ttft, 0.99) * 1000,
+        "lag_p50": _percentile(lags, 0.5) * 1000,
+        "lag_p99": _percentile(lags, 0.99) * 1000,
+        "cpu": 100 * cpu / wall,
+        "missing": missing,
+        "no_final": no_final,
+        "mismatched": mismatched,
+        "direct_ttft": direct_ttft * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", default="10,50,100,150")
+    parser.add_argument("--pace", type=float, default=50.0, help="tokens per second")
+    parser.add_argument("--tokens", type=int, default=500)
+    parser.add_argument("--frame-interval", type=float, default=0.05)
+    parser.add_argument("--processes", type=int, default=1)
+    args = parser.parse_args()
+    steps = [int(step) for step in args.steps.split(",")]
+
+    tmp = Path(tempfile.mkdtemp(prefix="parley-relay-"))
+    env, database_url = prepare(args, tmp)
+    cookies, conversations = create_users(env, max(steps))
+
+    sim_port = _free_port()
+    simulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "providers.simulator",
+            "--port",
+            str(sim_port),
+            "--pace",
+            str(args.pace),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    _wait_for_port(sim_port, simulator, "the simulator")
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    env["DEMO_UPSTREAM_URL"] = sim_url
+    servers = []
+    for index in range(args.processes):
+        port = _free_port()
+        log = (tmp / f"daphne-{index}.log").open("wb")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "project.asgi:application",
+            ],
+            cwd=ROOT,
+            env={**env, "DEMO_REPLY_TOKENS": str(args.tokens)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for_port(port, process, "daphne")
+        servers.append((process, port))
+    site = Site(
+        urls=[f"http://127.0.0.1:{port}" for _, port in servers],
+        cookies=cookies,
+        conversations=conversations,
+        pids=[process.pid for process, _ in servers],
+        database_url=database_url,
+    )
+    backend = ("PostgreSQL" if database_url.startswith("postgres") else "SQLite") + (
+        " + Redis" if env.get("REDIS_URL") else " + in-memory layer"
+    )
+    print(
+        f"{backend}, {args.processes} daphne process(es), {args.tokens} tokens at "
+        f"{args.pace:g} tok/s, frames every {args.frame_interval * 1000:g} ms, "
+        f"{os.cpu_count()} cores"
+    )
+    print(
+        "| streams | added TTFT p50 / p99 (ms) | per-token lag p50 / p99 (ms) | daphne CPU "
+        "| chars missing | no final frame | stored ≠ sent | direct TTFT (ms) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    try:
+        for count in steps:
+            result = asyncio.run(run_step(site, sim_url, count, args))
+            print(
+                f"| {result['streams']} | {result['ttft_p50']:.0f} / {result['ttft_p99']:.0f} "
+                f"| {result['lag_p50']:.0f} / {result['lag_p99']:.0f} | {result['cpu']:.0f} % "
+                f"| {result['missing']} | {result['no_final']} | {result['mismatched']} "
+                f"| {result['direct_ttft']:.0f} |",
+                flush=True,
+            )
+    finally:
+        for process, _ in servers:
+            process.terminate()
+            process.wait(timeout=60)
+        simulator.terminate()
+        simulator.wait()
+        if database_url.startswith("postgres"):
+            import psycopg
+
+            admin = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(
+                    f'DROP DATABASE IF EXISTS "{urlsplit(database_url).path[1:]}" WITH (FORCE)'
+                )
+
+
+if __name__ == "__main__":
+    main()
