@@ -76,6 +76,7 @@ class ReplyBuffer:
         self.changed.clear()
         return reasoning, content
 
-    def mark_saved(self) -> None:
-        self.saved_content = len(self.content)
-        self.saved_reasoning = len(self.reasoning)
+    def mark_saved(self, content_length: int, reasoning_length: int) -> None:
+        """The first ``content_length`` / ``reasoning_length`` code points are stored."""
+        self.saved_content = max(self.saved_content, content_length)
+        self.saved_reasoning = max(self.saved_reasoning, reasoning_length)

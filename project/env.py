@@ -112,6 +112,10 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
                 "timeout": 20,
                 "transaction_mode": "IMMEDIATE",
             },
+            # Channels closes "old" connections around every database call: with age 0
+            # that reopened the file for every partial save (a fifth of a busy process).
+            "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
         }
     if scheme in ("postgres", "postgresql", "pgsql"):
         name = unquote(parts.path.lstrip("/"))

@@ -206,3 +206,25 @@ async def test_a_socket_rides_out_a_channel_layer_outage_and_catches_up(
     reply = await database_sync_to_async(conversation.messages.last)()
     await receive_until(socket, is_final(reply.pk), within=15)
     assert failures["left"] == 0
+
+
+def test_partial_text_of_every_reply_is_saved_in_one_statement(conversation):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat.actions.replies import _store_partials
+
+    first, second, ended = (
+        Message.objects.create(conversation=conversation, role="assistant", status=status)
+        for status in ("streaming", "streaming", "complete")
+    )
+    with CaptureQueriesContext(connection) as queries:
+        _store_partials(
+            [first.pk, second.pk, ended.pk],
+            {first.pk: ("one", "r1"), ended.pk: ("late", "")},
+        )
+    assert len(queries) == 1
+    first.refresh_from_db(), second.refresh_from_db(), ended.refresh_from_db()
+    assert (first.content, first.reasoning) == ("one", "r1")
+    assert second.content == ""  # touched only
+    assert ended.content == ""  # ended meanwhile: left alone

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, F, TextField, Value, When
 from django.utils import timezone
 
 from chat import events
@@ -126,7 +127,13 @@ async def shut_down(*, grace: float) -> None:
 
 async def stream_reply(*, reply_id: int, live: LiveReply | None = None) -> str:
     """Stream the upstream answer into the reply; return its final status."""
-    live = live or LiveReply(reply_id)
+    if live is None:  # called directly (tests, benchmarks): register like start_reply
+        live = _live.setdefault(reply_id, LiveReply(reply_id))
+        live.task = asyncio.current_task()  # type: ignore[assignment]
+        try:
+            return await stream_reply(reply_id=reply_id, live=live)
+        finally:
+            _live.pop(reply_id, None)
     retry_for = settings.REPLY_SAVE_RETRY_FOR
     try:
         context = await retry_db(_load_reply_context, retry_for, reply_id)
@@ -139,6 +146,7 @@ async def stream_reply(*, reply_id: int, live: LiveReply | None = None) -> str:
     started = loop.time()
     buffer = ReplyBuffer(notices=list(context.notices))
     live.buffer, live.context = buffer, context
+    partial_writer.ensure_running()
     error: BaseException | None = None
     stopped = False
     try:
@@ -278,29 +286,18 @@ def _retry_delay(error: ProviderError, attempt: int) -> float:
 async def _publish_until_done(
     context: ReplyContext, buffer: ReplyBuffer, upstream: asyncio.Task[None]
 ) -> None:
-    """Coalesce tokens into frames at most every REPLY_FRAME_INTERVAL; flush to the
-    database at most every REPLY_FLUSH_INTERVAL, and touch the row every
-    REPLY_HEARTBEAT_INTERVAL when quiet so no other process takes the reply over.
+    """Coalesce tokens into frames at most every REPLY_FRAME_INTERVAL until the upstream
+    is done. Saving the text so far is the process's ``partial_writer``'s job.
 
-    Neither a failed publish nor a failed save stops the reply: frames missed are
-    caught up by snapshot, and unsaved text is saved at the next try or at the end.
+    A failed publish does not stop the reply: tabs catch up by snapshot.
     """
-    loop = asyncio.get_running_loop()
     frame_interval = settings.REPLY_FRAME_INTERVAL
-    flush_interval = settings.REPLY_FLUSH_INTERVAL
-    heartbeat = settings.REPLY_HEARTBEAT_INTERVAL
-    last_flush = loop.time()
     while not upstream.done():
         changed = asyncio.ensure_future(buffer.changed.wait())
-        await asyncio.wait({upstream, changed}, timeout=heartbeat, return_when="FIRST_COMPLETED")
+        await asyncio.wait({upstream, changed}, return_when="FIRST_COMPLETED")
         changed.cancel()
         if buffer.unpublished:
             await _publish_deltas(context, buffer)
-        now = loop.time()
-        if (buffer.unsaved and now - last_flush >= flush_interval) or now - last_flush >= heartbeat:
-            if await _save_partial(context.reply_id, buffer):
-                buffer.mark_saved()
-            last_flush = now
         if not upstream.done() and frame_interval:
             await asyncio.wait({upstream}, timeout=frame_interval)
     if buffer.unpublished:
@@ -372,29 +369,77 @@ async def send_snapshot(live: LiveReply, channel: str) -> None:
         await events.send_to(channel, events.frame(html, message_id=context.reply_id))
 
 
-async def _save_partial(reply_id: int, buffer: ReplyBuffer) -> bool:
-    """Save the text so far, or only touch the row (a heartbeat) when nothing is new."""
-    try:
-        if buffer.unsaved:
-            await retry_db(_store_partial, 0, reply_id, buffer.content, buffer.reasoning)
-        else:
-            await retry_db(_touch, 0, reply_id)
-    except DB_ERRORS as error:
-        logger.warning("Could not save reply %s yet (%s); will retry", reply_id, error)
-        return False
-    return True
+class PartialWriter:
+    """Saves the text so far of every reply this process writes, in one UPDATE per
+    REPLY_FLUSH_INTERVAL, and touches all their rows every REPLY_HEARTBEAT_INTERVAL so
+    no other process takes them over. A failed save is tried again at the next tick;
+    the final save of each reply has its own retries.
+
+    It stops by itself when the process has no replies, and starts with the next.
+    """
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.task is not None and not self.task.done() and self.task.get_loop() is loop:
+            return
+        self.task = loop.create_task(self._run(), name="parley-partial-writer")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_touch = loop.time()
+        while _live:
+            await asyncio.sleep(settings.REPLY_FLUSH_INTERVAL)
+            now = loop.time()
+            touch = now - last_touch >= settings.REPLY_HEARTBEAT_INTERVAL
+            snapshot = {
+                reply_id: (live.buffer, live.buffer.content, live.buffer.reasoning)
+                for reply_id, live in list(_live.items())
+                if live.buffer is not None and live.buffer.unsaved
+            }
+            ids = list(_live) if touch else list(snapshot)
+            if not ids:
+                continue
+            texts = {
+                reply_id: (content, reasoning)
+                for reply_id, (_, content, reasoning) in snapshot.items()
+            }
+            try:
+                await retry_db(_store_partials, 0, ids, texts)
+            except DB_ERRORS as error:
+                logger.warning("Could not save %d replies yet (%s); will retry", len(ids), error)
+                continue
+            except Exception:
+                # Never let the writer die: every reply of the process depends on it.
+                logger.exception("Saving partial replies failed; will retry")
+                continue
+            for buffer, content, reasoning in snapshot.values():
+                buffer.mark_saved(len(content), len(reasoning))
+            if touch:
+                last_touch = now
 
 
-def _store_partial(reply_id: int, content: str, reasoning: str) -> None:
-    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
-        content=content, reasoning=reasoning, updated_at=timezone.now()
-    )
+partial_writer = PartialWriter()
 
 
-def _touch(reply_id: int) -> None:
-    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
-        updated_at=timezone.now()
-    )
+def _store_partials(ids: list[int], texts: dict[int, tuple[str, str]]) -> None:
+    """One statement: new text for the replies in ``texts``, a heartbeat for all of
+    ``ids``. A reply that has ended meanwhile is left alone."""
+    changes: dict[str, object] = {"updated_at": timezone.now()}
+    if texts:
+        changes["content"] = Case(
+            *(When(pk=pk, then=Value(content)) for pk, (content, _) in texts.items()),
+            default=F("content"),
+            output_field=TextField(),
+        )
+        changes["reasoning"] = Case(
+            *(When(pk=pk, then=Value(reasoning)) for pk, (_, reasoning) in texts.items()),
+            default=F("reasoning"),
+            output_field=TextField(),
+        )
+    Message.objects.filter(pk__in=ids, status=Message.Status.STREAMING).update(**changes)
 
 
 def _end_reply_plainly(reply_id: int, buffer: ReplyBuffer, status: str) -> None:
