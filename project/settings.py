@@ -121,6 +121,10 @@ if REDIS_URL:
                     }
                 ],
                 "prefix": envstr("REDIS_PREFIX", "parley"),
+                # channels-redis drops group messages silently past this many queued
+                # for one process (default 100): a burst of frames could lose a reply's
+                # final frame. Tabs also re-sync when a live reply goes quiet.
+                "capacity": envint("REDIS_CHANNEL_CAPACITY", 1000, minimum=100),
             },
         }
     }

@@ -6,6 +6,8 @@
 
   var DELTA = /^<div hx-swap-oob="beforeend:#([\w-]+)" data-offset="(\d+)" data-end="(\d+)"/;
   var syncPending = false;
+  var lastFrameAt = Date.now();
+  var activeSocket = null;
   // The message sent but not yet acknowledged: {id, text, resent}. The composer keeps
   // its text until the server says it stored it, so nothing typed is ever lost.
   var pending = null;
@@ -49,6 +51,8 @@
   // Delta frames say where their text starts and ends. Drop duplicates; on a gap
   // (frames missed while reconnecting) ask the server for a snapshot instead.
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    lastFrameAt = Date.now();
+    activeSocket = event.detail.socketWrapper;
     var messages = document.getElementById("messages");
     if (messages) messages.dataset.stick = nearBottom(messages) ? "1" : "";
     var match = DELTA.exec(event.detail.message);
@@ -106,7 +110,17 @@
     }
   });
 
+  // A reply shown as live that has sent nothing for a while may have ended while its
+  // frames were lost (a Redis outage, an overloaded layer): ask for the stored state.
+  setInterval(function () {
+    if (!activeSocket || Date.now() - lastFrameAt < 15000) return;
+    if (!document.querySelector('.message[data-status="streaming"]')) return;
+    lastFrameAt = Date.now();
+    requestSync(activeSocket);
+  }, 5000);
+
   document.addEventListener("htmx:wsOpen", function (event) {
+    activeSocket = event.detail.socketWrapper;
     if (!pending || pending.resent) return;
     pending.resent = true;
     event.detail.socketWrapper.send(
