@@ -46,6 +46,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         self._receive_from_layer = receive
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels creates this socket's channel (a Redis subscription) before connect():
+        # while Redis is down, refuse the handshake (HTTP 403, and the browser retries)
+        # instead of failing with a 500.
+        try:
+            await super().__call__(scope, receive, send)
+        except events.LAYER_ERRORS as error:
+            logger.warning("Socket refused or closed, channel layer unavailable: %s", error)
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
+
     async def _resilient_receive(self) -> dict[str, Any]:
         return await events.receive_with_retry(self.channel_name, on_recover=self._rejoin)
 

@@ -101,15 +101,19 @@ REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Pub/sub: one PUBLISH per frame, one subscription per process, fanned out
+            # to that process's sockets in memory. The list-based core layer needed
+            # several round trips per frame and per socket, and saturated near 50
+            # streams (docs/benchmarks.md).
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
                         "address": REDIS_URL,
-                        # channels-redis blocks in BZPOPMIN for 5 s at a time; redis-py 8
-                        # defaults socket_timeout to 5 s too, so every idle receive timed
-                        # out (channels_redis#422). Reads get well past the blocking pop;
-                        # connecting gets its own, short budget.
+                        # redis-py 8 defaults socket_timeout to 5 s, which killed
+                        # channels-redis's 5 s blocking reads (channels_redis#422): set
+                        # it explicitly, well past any blocking read; connecting gets its
+                        # own, short budget.
                         "socket_timeout": envfloat("REDIS_SOCKET_TIMEOUT", 30.0, minimum=10.0),
                         "socket_connect_timeout": envfloat(
                             "REDIS_CONNECT_TIMEOUT", 3.0, minimum=0.1
@@ -121,10 +125,6 @@ if REDIS_URL:
                     }
                 ],
                 "prefix": envstr("REDIS_PREFIX", "parley"),
-                # channels-redis drops group messages silently past this many queued
-                # for one process (default 100): a burst of frames could lose a reply's
-                # final frame. Tabs also re-sync when a live reply goes quiet.
-                "capacity": envint("REDIS_CHANNEL_CAPACITY", 1000, minimum=100),
             },
         }
     }
