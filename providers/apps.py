@@ -15,3 +15,16 @@ class ProvidersConfig(AppConfig):
     def ready(self) -> None:
         # Deployments configured by environment get their connections on every migrate.
         post_migrate.connect(_sync_after_migrate, sender=self)
+
+        from django.core.signals import setting_changed
+        from django.db.models.signals import post_delete, post_save
+
+        from providers.models import CatalogModel, ProviderConnection
+        from providers.registry import forget_models
+
+        for model in (ProviderConnection, CatalogModel):
+            post_save.connect(forget_models, sender=model, dispatch_uid=f"forget-{model.__name__}")
+            post_delete.connect(
+                forget_models, sender=model, dispatch_uid=f"forget-del-{model.__name__}"
+            )
+        setting_changed.connect(forget_models, dispatch_uid="forget-models-settings")

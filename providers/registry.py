@@ -8,6 +8,7 @@ A model's key is ``<connection>:<model>``: ``c12:MiniMax-M2.7`` or ``demo:MiniMa
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -88,7 +89,30 @@ def _specs() -> dict[tuple[str, str], CatalogModel]:
     return {(row.kind, row.name): row for row in CatalogModel.objects.all()}
 
 
+# Listing models queries two tables and decrypts every key, and every message sent
+# needs it twice: keep the list for a few seconds. Saving a connection or a catalog row
+# (or a test changing settings) forgets it at once in this process; other processes
+# see the change within MODEL_CACHE_SECONDS.
+MODEL_CACHE_SECONDS = 5.0
+_cached: tuple[float, list[ModelOption]] | None = None
+
+
+def forget_models(**kwargs: object) -> None:
+    global _cached
+    _cached = None
+
+
 def available_models() -> list[ModelOption]:
+    global _cached
+    now = time.monotonic()
+    if _cached is not None and now - _cached[0] < MODEL_CACHE_SECONDS:
+        return list(_cached[1])
+    options = _load_models()
+    _cached = (now, options)
+    return list(options)
+
+
+def _load_models() -> list[ModelOption]:
     rows = _specs()
     options: list[ModelOption] = []
     for connection in ProviderConnection.objects.filter(enabled=True):

@@ -181,6 +181,7 @@ def test_connections_offer_their_enabled_catalog_models(settings):
         and "gateway.ai.cloudflare.com" in client.endpoint.base_url
     )
     CatalogModel.objects.filter(kind=catalog.CLOUDFLARE).update(enabled=False)
+    registry.forget_models()  # a bulk update sends no signal; the admin saves rows
     assert registry.available_models() == []
 
 
