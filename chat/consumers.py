@@ -117,6 +117,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         else:
             await self.send(text_data=composer_error_frame("That request is not supported."))
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels hops to a database thread to close old connections before every
+        # handler. A frame touches no database: forward it without the hop (one per
+        # frame per socket adds up under load).
+        if message.get("type") == "chat.frame":
+            await self.chat_frame(message)
+            return
+        await super().dispatch(message)
+
     async def chat_frame(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["html"])
 
