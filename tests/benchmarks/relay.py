@@ -244,20 +244,12 @@ async def direct_baseline(sim_url: str, pace: float, tokens: int) -> float:
 
 def emitted_text(summary: dict) -> tuple[str, list[tuple[int, float]]]:  # type: ignore[type-arg]
     """The answer text the simulator wrote and when each prefix length was complete."""
+    from providers.simulator.transcript import answer_deltas
+
     text, marks = "", []
-    for at, raw in summary["sent"]:
-        for line in raw.splitlines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            try:
-                payload = json.loads(line[6:])
-            except ValueError:
-                continue
-            for choice in payload.get("choices") or []:
-                content = (choice.get("delta") or {}).get("content")
-                if content:
-                    text += content
-                    marks.append((len(text), at))
+    for at, content in answer_deltas(summary["sent"]):
+        text += content
+        marks.append((len(text), at))
     return text, marks
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from providers.simulator.transcript import answer_deltas
 from tests.conftest import CI
 from tests.faults.services import PostgresServer, RedisServer, postgres_bin, redis_bin
 from tests.live import ROOT, free_port, server_env, spawn_daphne, wait_for_port
@@ -303,20 +304,7 @@ def request_for(simulator: Any, last_message: str) -> Any:
 
 def upstream_text(record: Any) -> str:
     """The answer text the simulator sent on one OpenAI-style stream, as sent."""
-    text = []
-    for raw in record.sent:
-        for line in raw.splitlines():
-            if not line.startswith("data: ") or line.strip() == "data: [DONE]":
-                continue
-            try:
-                payload = json.loads(line[6:])
-            except ValueError:
-                continue
-            for choice in payload.get("choices") or []:
-                content = (choice.get("delta") or {}).get("content")
-                if content:
-                    text.append(content)
-    return "".join(text)
+    return "".join(text for _, text in answer_deltas(zip(record.sent_at, record.sent, strict=True)))
 
 
 def assert_clean_logs(site: Site) -> None:
