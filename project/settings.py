@@ -114,7 +114,7 @@ if REDIS_URL:
                         # channels-redis's 5 s blocking reads (channels_redis#422): set
                         # it explicitly, well past any blocking read; connecting gets its
                         # own, short budget.
-                        "socket_timeout": envfloat("REDIS_SOCKET_TIMEOUT", 30.0, minimum=10.0),
+                        "socket_timeout": envfloat("REDIS_SOCKET_TIMEOUT", 10.0, minimum=10.0),
                         "socket_connect_timeout": envfloat(
                             "REDIS_CONNECT_TIMEOUT", 3.0, minimum=0.1
                         ),
