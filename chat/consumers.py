@@ -34,17 +34,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     conversation_id: int
     group: str = ""
     groups_joined: tuple[str, ...] = ()
-    _receive_from_layer: Callable[[], Awaitable[dict[str, Any]]]
 
-    # Channels assigns this in __call__ and awaits it for every layer message: route
-    # it through the retrying receive below.
+    # Channels assigns its plain ``layer.receive`` here in __call__ and awaits it for
+    # every layer message: serve the retrying receive below instead.
     @property
     def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
         return self._resilient_receive
 
     @channel_receive.setter
     def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        self._receive_from_layer = receive
+        pass  # replaced by _resilient_receive, which calls the layer itself
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Channels creates this socket's channel (a Redis subscription) before connect():
