@@ -31,7 +31,6 @@ import html
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,32 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.live import ROOT, free_port, wait_for_port
+
 DELTA = re.compile(
     r'<div hx-swap-oob="beforeend:#m-(\d+)-(text|reasoning)" data-offset="(\d+)" '
     r'data-end="(\d+)">(.*?)</div>',
     re.S,
 )
 STREAMING = re.compile(r'id="m-(\d+)" class="message assistant status-streaming"')
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{what} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not listen on {port}")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -354,7 +335,7 @@ def main() -> None:
     env, database_url = prepare(args, tmp)
     cookies, conversations = create_users(env, max(steps))
 
-    sim_port = _free_port()
+    sim_port = free_port()
     simulator = subprocess.Popen(
         [
             sys.executable,
@@ -369,12 +350,12 @@ def main() -> None:
         env=env,
         stdout=subprocess.DEVNULL,
     )
-    _wait_for_port(sim_port, simulator, "the simulator")
+    wait_for_port(sim_port, simulator)
     sim_url = f"http://127.0.0.1:{sim_port}"
     env["DEMO_UPSTREAM_URL"] = sim_url
     servers = []
     for index in range(args.processes):
-        port = _free_port()
+        port = free_port()
         log = (tmp / f"daphne-{index}.log").open("wb")
         process = subprocess.Popen(
             [
@@ -392,7 +373,7 @@ def main() -> None:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        _wait_for_port(port, process, "daphne")
+        wait_for_port(port, process)
         servers.append((process, port))
     site = Site(
         urls=[f"http://127.0.0.1:{port}" for _, port in servers],
