@@ -20,6 +20,35 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class ProcessLoop:
+    """One background task per process (and per event loop: tests get a new loop
+    each), started on demand by ``ensure_running``."""
+
+    name = "parley-loop"
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    def enabled(self) -> bool:
+        return True
+
+    def ensure_running(self) -> None:
+        if not self.enabled():
+            return
+        loop = asyncio.get_running_loop()
+        if self.task is not None and not self.task.done() and self.task.get_loop() is loop:
+            return
+        self.task = loop.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
 class ActionError(Exception):
     """A refusal worth showing the user as it is."""
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat import events
-from chat.actions.common import DB_ERRORS, retry_db
+from chat.actions.common import DB_ERRORS, ProcessLoop, retry_db
 from chat.actions.conversations import speaker_for
 from chat.actions.replies import live_reply, live_reply_ids, publish_final, send_snapshot
 from chat.models import Message
@@ -141,24 +141,13 @@ def take_over_stale_replies(*, conversation_id: int | None = None) -> int:
     return taken
 
 
-class Supervisor:
+class Supervisor(ProcessLoop):
     """The per-process loop that takes over orphaned replies, every heartbeat."""
 
-    def __init__(self) -> None:
-        self.task: asyncio.Task[None] | None = None
+    name = "parley-reply-supervisor"
 
-    def ensure_running(self) -> None:
-        if not settings.REPLY_SUPERVISOR:
-            return
-        loop = asyncio.get_running_loop()
-        if self.task is not None and not self.task.done() and self.task.get_loop() is loop:
-            return
-        self.task = loop.create_task(self._run(), name="parley-reply-supervisor")
-
-    async def stop(self) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+    def enabled(self) -> bool:
+        return bool(settings.REPLY_SUPERVISOR)
 
     async def _run(self) -> None:
         while True:

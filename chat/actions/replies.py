@@ -19,7 +19,7 @@ from django.db.models import Case, F, TextField, Value, When
 from django.utils import timezone
 
 from chat import events
-from chat.actions.common import DB_ERRORS, retry_db
+from chat.actions.common import DB_ERRORS, ProcessLoop, retry_db
 from chat.actions.conversations import prepare_request, speaker_for
 from chat.models import Message
 from chat.rendering import MessageView, delta_frames, message_frames
@@ -369,7 +369,7 @@ async def send_snapshot(live: LiveReply, channel: str) -> None:
         await events.send_to(channel, events.frame(html, message_id=context.reply_id))
 
 
-class PartialWriter:
+class PartialWriter(ProcessLoop):
     """Saves the text so far of every reply this process writes, in one UPDATE per
     REPLY_FLUSH_INTERVAL, and touches all their rows every REPLY_HEARTBEAT_INTERVAL so
     no other process takes them over. A failed save is tried again at the next tick;
@@ -378,14 +378,7 @@ class PartialWriter:
     It stops by itself when the process has no replies, and starts with the next.
     """
 
-    def __init__(self) -> None:
-        self.task: asyncio.Task[None] | None = None
-
-    def ensure_running(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self.task is not None and not self.task.done() and self.task.get_loop() is loop:
-            return
-        self.task = loop.create_task(self._run(), name="parley-partial-writer")
+    name = "parley-partial-writer"
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
