@@ -184,6 +184,13 @@ class Site:
         self.servers.append(server)
         return server
 
+    async def one_chat(self, **extra: str) -> tuple[Daphne, int, Socket]:
+        """One server, the first (admin) account, a conversation and a socket on it."""
+        server = self.serve(**extra)
+        self.sign_up(server.url)
+        conversation = self.new_conversation(server.url)
+        return server, conversation, await self.socket(server.url, conversation)
+
     def sign_up(self, base_url: str) -> None:
         with httpx.Client(base_url=base_url, follow_redirects=True) as client:
             page = client.get("/signup/")

@@ -14,10 +14,7 @@ pytestmark = pytest.mark.faults
 
 async def test_a_short_postgres_restart_mid_reply_loses_nothing(site_factory, postgres, simulator):
     site = site_factory(DEMO_TOKENS_PER_SECOND="40")
-    server = site.serve()
-    site.sign_up(server.url)
-    conversation = site.new_conversation(server.url)
-    socket = await site.socket(server.url, conversation)
+    server, conversation, socket = await site.one_chat()
     reply_id = 0
     for attempt in range(3):
         simulator.queue_fault("length=200")

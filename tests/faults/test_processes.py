@@ -98,3 +98,26 @@ async def test_after_sigkill_another_process_takes_over_and_stop_ends_an_orphan_
     simulator.queue_fault("length=10")
     await watchers[0].send("And now?")
     assert "still being written" not in "".join(watchers[0].transcript.frames[-3:])
+
+
+async def test_a_quiet_reply_outlives_the_stale_limit_while_its_process_heartbeats(
+    site_factory, redis_server, simulator
+):
+    """The other process must not take over a live reply whose upstream went quiet
+    for longer than REPLY_STALE_AFTER (10 s): the writer's heartbeat keeps it fresh."""
+    site = site_factory(redis=redis_server)
+    writing, other = site.serve(), site.serve()
+    site.sign_up(writing.url)
+    chat = site.new_conversation(writing.url)
+    socket = await site.socket(writing.url, chat)
+    watcher = await site.socket(other.url, chat)
+    simulator.queue_fault("pause-after=3,pause-seconds=14")
+    await socket.send("pause for a while")
+    reply_id = await socket.reply_id()
+    final = await watcher.final(reply_id, within=40)
+    assert "status-complete" in final
+    row = site.row(reply_id)
+    assert row["status"] == "complete" and not row["taken_over"]
+    assert row["content"] == upstream_text(request_for(simulator, "pause for a while"))
+    assert "Took over reply" not in site.logs()
+    assert_clean_logs(site)

@@ -18,10 +18,7 @@ async def test_an_idle_socket_on_redis_still_sends_and_stop_works_after_a_long_p
     site_factory, redis_server, simulator
 ):
     site = site_factory(redis=redis_server)
-    server = site.serve()
-    site.sign_up(server.url)
-    conversation = site.new_conversation(server.url)
-    socket = await site.socket(server.url, conversation)
+    server, conversation, socket = await site.one_chat()
 
     # Three times channels-redis's 5 s blocking pop: the old socket timeout fired at 5 s.
     await asyncio.sleep(15)
@@ -50,10 +47,7 @@ async def test_an_idle_socket_on_redis_still_sends_and_stop_works_after_a_long_p
 
 async def test_a_redis_outage_does_not_abort_the_reply(site_factory, redis_server, simulator):
     site = site_factory(redis=redis_server, DEMO_TOKENS_PER_SECOND="40")
-    server = site.serve()
-    site.sign_up(server.url)
-    conversation = site.new_conversation(server.url)
-    socket = await site.socket(server.url, conversation)
+    server, conversation, socket = await site.one_chat()
     simulator.queue_fault("length=300")
     await socket.send("A long answer, please")
     reply_id = await socket.reply_id()
