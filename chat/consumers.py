@@ -11,15 +11,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.http import Http404
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from chat import actions, events
 from chat.access import access_conversation, socket_still_allowed
+from chat.delivery import SocketDelivery, Verdict
+from chat.i18n import language_of
 from chat.rendering import composer_error_frame, composer_ok_frame
 
 logger = logging.getLogger(__name__)
@@ -30,10 +36,24 @@ CLOSE_SERVICE_RESTART = 1012
 CLOSE_POLICY = 1008
 
 
+_NOT_ALLOWED = object()
+
+
+def _message_id(payload: dict[str, Any]) -> int | None:
+    """Buttons send ids as numbers, forms as strings."""
+    value = payload.get("message_id")
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
 class ConversationConsumer(AsyncWebsocketConsumer):
     conversation_id: int
     group: str = ""
     groups_joined: tuple[str, ...] = ()
+    delivery: SocketDelivery
 
     # Channels assigns its plain ``layer.receive`` here in __call__ and awaits it for
     # every layer message: serve the retrying receive below instead.
@@ -50,7 +70,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # while Redis is down, refuse the handshake (HTTP 403, and the browser retries)
         # instead of failing with a 500.
         try:
-            await super().__call__(scope, receive, send)
+            # Everything this socket renders, and the replies it starts, speak its
+            # page's language (translation state follows the task's context).
+            with translation.override(language_of(scope)):
+                await super().__call__(scope, receive, send)
         except events.LAYER_ERRORS as error:
             logger.warning("Socket refused or closed, channel layer unavailable: %s", error)
             with contextlib.suppress(Exception):
@@ -67,6 +90,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
+        self.delivery = SocketDelivery(lag_limit=settings.SOCKET_LAG_LIMIT)
         # Refused during the handshake (HTTP 403); the browser retries with backoff.
         if not actions.accepting_replies() or not await self._may_access():
             await self.close()
@@ -101,20 +125,24 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
-            await self.send(text_data=composer_error_frame("That request could not be read."))
+            await self.send(text_data=composer_error_frame(_("That request could not be read.")))
+            return
+        action = payload.get("action", "send")
+        if action in self.STARTS:
+            # Each re-checks access in the same database hop as its work.
+            await self._start_exchange(action, payload)
             return
         if not await self._still_allowed():
             await self.close(code=CLOSE_POLICY)
             return
-        action = payload.get("action", "send")
-        if action == "send":
-            await self._send_message(payload)
-        elif action == "stop":
+        if action == "stop":
             await actions.stop_reply(conversation_id=self.conversation_id)
         elif action == "sync":
             await self._catch_up()
+        elif action == "switch":
+            await self._run(actions.switch_branch, message_id=_message_id(payload))
         else:
-            await self.send(text_data=composer_error_frame("That request is not supported."))
+            await self.send(text_data=composer_error_frame(_("That request is not supported.")))
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels hops to a database thread to close old connections before every
@@ -126,39 +154,79 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await super().dispatch(message)
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
+        if event.get("snapshot"):
+            self.delivery.snapshot(event)
+        elif event.get("final"):
+            self.delivery.finished(event)
+        elif "starts" in event:
+            verdict = self.delivery.delta(event, time.time())
+            if verdict is Verdict.RESYNC:
+                await actions.request_reply_snapshot(
+                    reply_id=event["message_id"], reply_to=self.channel_name
+                )
+            if verdict is not Verdict.FORWARD:
+                return
         await self.send(text_data=event["html"])
 
     async def access_revoked(self, event: dict[str, Any]) -> None:
         await self.close(code=CLOSE_POLICY)
 
-    async def _send_message(self, payload: dict[str, Any]) -> None:
-        text, client_id = payload.get("message"), payload.get("client_id") or ""
+    #: Socket actions that store a new exchange and start its reply.
+    STARTS = {
+        "send": actions.send_message,
+        "edit": actions.edit_message,
+        "regenerate": actions.regenerate_reply,
+    }
+
+    async def _start_exchange(self, action: str, payload: dict[str, Any]) -> None:
+        text, client_id = payload.get("message", ""), payload.get("client_id") or ""
         if not isinstance(text, str) or not isinstance(client_id, str):
-            await self.send(text_data=composer_error_frame("Type a message first."))
+            await self.send(text_data=composer_error_frame(_("Type a message first.")))
             return
         if not actions.accepting_replies():
             # Not acknowledged: the browser sends it again to whichever process it
             # reconnects to.
             await self.close(code=CLOSE_SERVICE_RESTART)
             return
-        try:
-            sent = await database_sync_to_async(actions.send_message)(
-                user=self.scope["user"],
-                conversation_id=self.conversation_id,
-                text=text,
-                client_id=client_id,
-            )
-        except actions.ActionError as error:
-            await self.send(text_data=composer_error_frame(str(error), client_id=client_id))
-            return
-        except Http404:
-            await self.close()
+        if action == "send":
+            arguments: dict[str, Any] = {"text": text, "client_id": client_id}
+        elif action == "edit":
+            arguments = {"text": text, "message_id": _message_id(payload)}
+        else:
+            arguments = {"message_id": _message_id(payload)}
+        sent = await self._run(self.STARTS[action], refusal_id=client_id, **arguments)
+        if sent is None:
             return
         await self.send(
             text_data=composer_ok_frame(client_id=client_id, message_id=sent.user_message_id)
         )
         if not sent.duplicate:
-            actions.start_reply(reply_id=sent.reply_id)
+            actions.start_reply(reply_id=sent.reply_id, context=sent.context)
+
+    async def _run(
+        self, action: Callable[..., Any], *, refusal_id: str = "", **arguments: Any
+    ) -> Any:
+        """Run a use case for this socket's user and conversation in one database hop,
+        access check included. A refusal goes back as an error frame naming
+        ``refusal_id`` (the browser's message id); returns None when refused."""
+        try:
+            result = await self._call_if_allowed(action, arguments)
+        except actions.ActionError as error:
+            await self.send(text_data=composer_error_frame(str(error), client_id=refusal_id))
+            return None
+        except Http404:
+            await self.close()
+            return None
+        if result is _NOT_ALLOWED:
+            await self.close(code=CLOSE_POLICY)
+            return None
+        return result
+
+    @database_sync_to_async
+    def _call_if_allowed(self, action: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+        if not self._allowed():
+            return _NOT_ALLOWED
+        return action(user=self.scope["user"], conversation_id=self.conversation_id, **arguments)
 
     async def _catch_up(self) -> None:
         """After (re)connecting: the latest reply as stored, then the live tail."""
@@ -173,6 +241,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _still_allowed(self) -> bool:
+        return self._allowed()
+
+    def _allowed(self) -> bool:
         user = self.scope["user"]
         return user.is_authenticated and socket_still_allowed(
             user_id=user.pk,

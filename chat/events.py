@@ -62,8 +62,10 @@ def revoke(group: str) -> None:
     publish_on_commit(group, {"type": "access.revoked"})
 
 
-def frame(html: str, **ids: int) -> dict[str, Any]:
-    return {"type": "chat.frame", "html": html, **ids}
+def frame(html: str, **fields: Any) -> dict[str, Any]:
+    """HTML for the sockets of a conversation, with what they need to route it: ids, and
+    for a reply's frames ``chat.delivery``'s positions (JSON-safe values only)."""
+    return {"type": "chat.frame", "html": html, **fields}
 
 
 def _checked(event: dict[str, Any]) -> dict[str, Any]:

@@ -80,3 +80,33 @@ class ReplyBuffer:
         """The first ``content_length`` / ``reasoning_length`` code points are stored."""
         self.saved_content = max(self.saved_content, content_length)
         self.saved_reasoning = max(self.saved_reasoning, reasoning_length)
+
+
+class LoopPace:
+    """How late this process's event loop wakes its sleepers, and the frame interval
+    that follows from it.
+
+    Past the knee the loop falls behind: every frame costs each socket a send, so
+    sending as often as when idle only makes every frame later. Frames get bigger
+    instead: the interval grows with the measured lateness (an exponentially weighted
+    mean), up to ``ceiling``, and shrinks back as the loop recovers.
+    """
+
+    def __init__(self, *, smoothing: float = 0.2, ceiling: float = 1.0) -> None:
+        self.smoothing = smoothing
+        self.ceiling = ceiling
+        self.lateness = 0.0
+
+    def observe(self, intended: float, actual: float) -> None:
+        """A sleep of ``intended`` seconds took ``actual``."""
+        late = max(0.0, actual - intended)
+        self.lateness += self.smoothing * (late - self.lateness)
+
+    def interval(self, base: float) -> float:
+        if self.lateness < 0.002:
+            return base
+        return min(max(base, self.ceiling), base + 2 * self.lateness)
+
+
+#: One per process: every reply's publisher and the partial writer feed it.
+loop_pace = LoopPace()

@@ -19,7 +19,6 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from chat.lifecycle import install_shutdown_hook, with_supervisor  # noqa: E402
 from chat.origin import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from project.static import StaticFiles  # noqa: E402
 
 # Under daphne: on SIGTERM, let running replies finish before the process exits.
 install_shutdown_hook()
@@ -28,7 +27,7 @@ install_shutdown_hook()
 application = with_supervisor(
     ProtocolTypeRouter(
         {
-            "http": StaticFiles(django_asgi_app),
+            "http": django_asgi_app,
             "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )

@@ -17,6 +17,7 @@ from chat.models import Message
 from chat.rendering import FRAME_TEXT_CHARS, MessageView, message_frames
 from chat.streaming import ReplyBuffer
 from chat.text import StreamCleaner, clean_text
+from chat.tree import append
 from tests.streams import Transcript, is_final, receive_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -106,8 +107,8 @@ def test_an_emoji_split_across_chunks_as_surrogates_is_joined():
 
 
 async def test_stop_on_a_reply_whose_process_died_ends_it_at_once(connect, owner, conversation):
-    orphan = await database_sync_to_async(Message.objects.create)(
-        conversation=conversation, role="assistant", status="streaming", content="Half a sen"
+    orphan = await database_sync_to_async(append)(
+        conversation, role="assistant", status="streaming", content="Half a sen"
     )
     socket, _ = await connect(owner, conversation.pk)
     pressed = time.monotonic()
@@ -124,8 +125,8 @@ async def test_the_supervisor_takes_over_a_stale_reply_and_tells_open_tabs(
 ):
     settings.REPLY_SUPERVISOR = True
     settings.REPLY_HEARTBEAT_INTERVAL = 0.1
-    orphan = await database_sync_to_async(Message.objects.create)(
-        conversation=conversation, role="assistant", status="streaming", content="So far"
+    orphan = await database_sync_to_async(append)(
+        conversation, role="assistant", status="streaming", content="So far"
     )
     await database_sync_to_async(Message.objects.filter(pk=orphan.pk).update)(
         updated_at=timezone.now() - timedelta(seconds=settings.REPLY_STALE_AFTER + 1)

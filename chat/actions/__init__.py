@@ -6,6 +6,7 @@ One module per use case, as Zulip's ``zerver/actions``:
 - ``conversations``: start one, change its settings, build the request it sends next;
 - ``sending``: store a user's message and its empty reply, once per client id;
 - ``replies``: the life of one reply in the process that writes it;
+- ``transfer``: export and import, one conversation or all;
 - ``recovery``: Stop and snapshots across processes, and taking over replies whose
   process died.
 
@@ -20,12 +21,17 @@ from chat.actions.common import ActionError, retry_db
 from chat.actions.conversations import (
     PreparedRequest,
     create_conversation,
+    delete_conversation,
     prepare_request,
+    rename_conversation,
+    set_pinned,
     speaker_for,
+    switch_branch,
     update_conversation_settings,
 )
 from chat.actions.recovery import (
     latest_reply_frames,
+    request_reply_snapshot,
     request_snapshot,
     stop_reply,
     supervisor,
@@ -40,21 +46,43 @@ from chat.actions.replies import (
     stream_reply,
     wait_for_running_replies,
 )
-from chat.actions.sending import MAX_MESSAGE_CHARS, SentMessage, send_message
+from chat.actions.sending import (
+    MAX_MESSAGE_CHARS,
+    SentMessage,
+    edit_message,
+    regenerate_reply,
+    send_message,
+)
+from chat.actions.transfer import (
+    ExportFile,
+    export_all,
+    export_conversation,
+    import_conversations,
+)
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
     "ActionError",
+    "ExportFile",
     "PreparedRequest",
     "SentMessage",
     "accepting_replies",
     "create_conversation",
+    "delete_conversation",
+    "edit_message",
+    "export_all",
+    "export_conversation",
+    "import_conversations",
     "finish_reply",
     "latest_reply_frames",
     "prepare_request",
+    "regenerate_reply",
+    "rename_conversation",
+    "request_reply_snapshot",
     "request_snapshot",
     "retry_db",
     "send_message",
+    "set_pinned",
     "sign_up",
     "shut_down",
     "speaker_for",
@@ -62,6 +90,7 @@ __all__ = [
     "stop_reply",
     "stream_reply",
     "supervisor",
+    "switch_branch",
     "take_over_reply",
     "take_over_stale_replies",
     "update_conversation_settings",

@@ -17,20 +17,25 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from chat import events
 from chat.actions.common import DB_ERRORS, ProcessLoop, retry_db
 from chat.actions.conversations import speaker_for
 from chat.actions.replies import live_reply, live_reply_ids, publish_final, send_snapshot
-from chat.models import Message
+from chat.models import Conversation, Message
 from chat.rendering import MessageView, message_frames
+from chat.tree import versions_of
 
 logger = logging.getLogger("chat.actions")
 
 #: How long Stop waits for the process writing a reply to answer before it decides
 #: that process is gone and ends the reply itself.
 STOP_ACK_TIMEOUT = 1.0
-ORPHAN_ERROR = "The server writing this reply stopped before it finished (a restart or a crash)."
+# Stored in English; pages translate it when they show it.
+ORPHAN_ERROR = gettext_noop(
+    "The server writing this reply stopped before it finished (a restart or a crash)."
+)
 
 
 async def stop_reply(*, conversation_id: int) -> bool:
@@ -67,8 +72,12 @@ async def stop_reply(*, conversation_id: int) -> bool:
 async def request_snapshot(*, conversation_id: int, reply_to: str) -> None:
     """Send ``reply_to`` the live reply as it stands, from whichever process runs it."""
     reply_id = await _streaming_reply_id(conversation_id)
-    if reply_id is None:
-        return
+    if reply_id is not None:
+        await request_reply_snapshot(reply_id=reply_id, reply_to=reply_to)
+
+
+async def request_reply_snapshot(*, reply_id: int, reply_to: str) -> None:
+    """Send ``reply_to`` that reply as published so far, if it is still running."""
     live = live_reply(reply_id)
     if live is not None:
         await send_snapshot(live, reply_to)
@@ -86,17 +95,20 @@ def _streaming_reply_id(conversation_id: int) -> int | None:
 
 
 def latest_reply_frames(*, conversation_id: int) -> list[str]:
-    """The last assistant message as stored, for a socket that (re)connects, in frames
-    that each fit the socket."""
-    reply = (
-        Message.objects.filter(conversation_id=conversation_id, role=Message.Role.ASSISTANT)
-        .select_related("conversation__persona")
-        .order_by("-pk")
+    """The reply at the end of the current branch as stored, for a socket that
+    (re)connects, in frames that each fit the socket."""
+    conversation = (
+        Conversation.objects.select_related("persona", "current_leaf")
+        .filter(pk=conversation_id)
         .first()
     )
-    if reply is None:
+    reply = conversation.current_leaf if conversation is not None else None
+    if reply is None or reply.role != Message.Role.ASSISTANT:
         return []
-    return message_frames(MessageView.from_message(reply, speaker=speaker_for(reply.conversation)))
+    view = MessageView.from_message(
+        reply, speaker=speaker_for(conversation), versions=versions_of(reply)
+    )
+    return message_frames(view)
 
 
 def take_over_reply(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass
 
 from channels.layers import get_channel_layer
@@ -17,13 +18,16 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, TextField, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from chat import events
 from chat.actions.common import DB_ERRORS, ProcessLoop, retry_db
 from chat.actions.conversations import prepare_request, speaker_for
+from chat.actions.titles import suggest_title, wait_for_titles
 from chat.models import Message
-from chat.rendering import MessageView, delta_frames, message_frames
-from chat.streaming import ReplyBuffer
+from chat.rendering import MessageView, delta_parts, message_frames
+from chat.streaming import ReplyBuffer, loop_pace
+from chat.tree import path_to, versions_of
 from providers import registry
 from providers.clients.errors import LimitExceededError, ProviderError
 from providers.clients.types import (
@@ -40,7 +44,10 @@ logger = logging.getLogger("chat.actions")
 
 MAX_RETRIES = 2
 MAX_RETRY_AFTER = 20.0
-SHUTDOWN_ERROR = "The server restarted while this reply was being written. Send again to continue."
+# Stored in English; pages translate it when they show it.
+SHUTDOWN_ERROR = gettext_noop(
+    "The server restarted while this reply was being written. Send again to continue."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +97,27 @@ def accepting_replies() -> bool:
     return not _draining
 
 
-def start_reply(*, reply_id: int) -> asyncio.Task[str]:
-    """Run the reply as a task of this process; it outlives the socket that asked."""
+def start_reply(*, reply_id: int, context: ReplyContext | None = None) -> asyncio.Task[str]:
+    """Run the reply as a task of this process; it outlives the socket that asked.
+
+    ``context`` is what ``send_message`` built for it; without it, it is loaded.
+    """
     live = LiveReply(reply_id)
     _live[reply_id] = live
-    task = asyncio.get_running_loop().create_task(stream_reply(reply_id=reply_id, live=live))
+    task = asyncio.get_running_loop().create_task(
+        stream_reply(reply_id=reply_id, live=live, context=context)
+    )
     live.task = task
     task.add_done_callback(lambda _: _live.pop(reply_id, None))
     return task
 
 
 async def wait_for_running_replies() -> None:
-    """For tests: let every reply of this process finish."""
+    """For tests: let every reply of this process finish (and the titles they asked)."""
     while _live:
         tasks = [live.task for live in list(_live.values()) if live.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
+    await wait_for_titles()
 
 
 async def shut_down(*, grace: float) -> None:
@@ -125,23 +138,26 @@ async def shut_down(*, grace: float) -> None:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def stream_reply(*, reply_id: int, live: LiveReply | None = None) -> str:
+async def stream_reply(
+    *, reply_id: int, live: LiveReply | None = None, context: ReplyContext | None = None
+) -> str:
     """Stream the upstream answer into the reply; return its final status."""
     if live is None:  # called directly (tests, benchmarks): register like start_reply
         live = _live.setdefault(reply_id, LiveReply(reply_id))
         live.task = asyncio.current_task()  # type: ignore[assignment]
         try:
-            return await stream_reply(reply_id=reply_id, live=live)
+            return await stream_reply(reply_id=reply_id, live=live, context=context)
         finally:
             _live.pop(reply_id, None)
     retry_for = settings.REPLY_SAVE_RETRY_FOR
-    try:
-        context = await retry_db(_load_reply_context, retry_for, reply_id)
-    except DB_ERRORS:
-        logger.exception("Could not start reply %s; it will be taken over as stale", reply_id)
-        return ""
     if context is None:
-        return ""
+        try:
+            context = await retry_db(_load_reply_context, retry_for, reply_id)
+        except DB_ERRORS:
+            logger.exception("Could not start reply %s; it will be taken over as stale", reply_id)
+            return ""
+        if context is None:
+            return ""
     loop = asyncio.get_running_loop()
     started = loop.time()
     buffer = ReplyBuffer(notices=list(context.notices))
@@ -162,8 +178,9 @@ async def stream_reply(*, reply_id: int, live: LiveReply | None = None) -> str:
     buffer.close()
     status = _final_status(buffer, error, stopped=stopped)
     first = buffer.first_token_at
+    stored = False
     try:
-        await retry_db(
+        stored = await retry_db(
             finish_reply,
             retry_for,
             reply_id=reply_id,
@@ -182,7 +199,21 @@ async def stream_reply(*, reply_id: int, live: LiveReply | None = None) -> str:
             await retry_db(_end_reply_plainly, retry_for, reply_id, buffer, status)
         except Exception:
             logger.exception("Reply %s stays streaming until it is taken over", reply_id)
+    if stored and status == Message.Status.COMPLETE:
+        _title_after_first_reply(context, buffer)
     return status
+
+
+def _title_after_first_reply(context: ReplyContext, buffer: ReplyBuffer) -> None:
+    users = [m for m in context.request.messages if m.role == Message.Role.USER]
+    if len(users) == 1 and buffer.content:
+        suggest_title(
+            conversation_id=context.conversation_id,
+            client=context.client,
+            model=context.request.model,
+            message=users[0].content,
+            reply=buffer.content,
+        )
 
 
 async def _run_reply(context: ReplyContext, buffer: ReplyBuffer, live: LiveReply) -> bool:
@@ -286,45 +317,72 @@ def _retry_delay(error: ProviderError, attempt: int) -> float:
 async def _publish_until_done(
     context: ReplyContext, buffer: ReplyBuffer, upstream: asyncio.Task[None]
 ) -> None:
-    """Coalesce tokens into frames at most every REPLY_FRAME_INTERVAL until the upstream
-    is done. Saving the text so far is the process's ``partial_writer``'s job.
+    """Coalesce tokens into frames until the upstream is done. Saving the text so far
+    is the process's ``partial_writer``'s job.
 
+    Frames go at most every REPLY_FRAME_INTERVAL, or less often while this process's
+    loop runs late (``loop_pace``): past the knee, frames get bigger, not later.
     A failed publish does not stop the reply: tabs catch up by snapshot.
     """
-    frame_interval = settings.REPLY_FRAME_INTERVAL
+    loop = asyncio.get_running_loop()
     while not upstream.done():
         changed = asyncio.ensure_future(buffer.changed.wait())
         await asyncio.wait({upstream, changed}, return_when="FIRST_COMPLETED")
         changed.cancel()
         if buffer.unpublished:
             await _publish_deltas(context, buffer)
-        if not upstream.done() and frame_interval:
-            await asyncio.wait({upstream}, timeout=frame_interval)
+        interval = loop_pace.interval(settings.REPLY_FRAME_INTERVAL)
+        if not upstream.done() and interval:
+            began = loop.time()
+            await asyncio.wait({upstream}, timeout=interval)
+            if not upstream.done():
+                loop_pace.observe(interval, loop.time() - began)
     if buffer.unpublished:
         await _publish_deltas(context, buffer)  # the tail, before the final frame
 
 
+#: Small parts share a frame; a part near this size goes alone.
+BATCH_CHARS = 64 * 1024
+
+
 async def _publish_deltas(context: ReplyContext, buffer: ReplyBuffer) -> None:
+    """The new text as delta frames. Each frame says where its text starts and ends in
+    (reasoning, text) and when it was published, so a socket can tell that it fell
+    behind or missed one (``chat.delivery``)."""
     (reasoning_offset, reasoning), (content_offset, content) = buffer.take_deltas()
     reply_id = context.reply_id
-    parts = delta_frames(f"m-{reply_id}-reasoning", offset=reasoning_offset, text=reasoning)
-    parts += delta_frames(f"m-{reply_id}-text", offset=content_offset, text=content)
-    group = events.conversation_group(context.conversation_id)
-    for html in _batched(parts):
-        await events.publish(
-            group, events.frame(html, conversation_id=context.conversation_id, message_id=reply_id)
+    parts = [
+        (region, start, end, html)
+        for region, (name, offset, text) in enumerate(
+            (("reasoning", reasoning_offset, reasoning), ("text", content_offset, content))
         )
-
-
-def _batched(parts: list[str]) -> list[str]:
-    """Small parts share a frame; a part near the size limit goes alone."""
-    frames: list[str] = []
-    for part in parts:
-        if frames and len(frames[-1]) + len(part) < 64 * 1024:
-            frames[-1] += part
+        for start, end, html in delta_parts(f"m-{reply_id}-{name}", offset=offset, text=text)
+    ]
+    group = events.conversation_group(context.conversation_id)
+    position = [reasoning_offset, content_offset]
+    batches: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
+    for region, _start, end, html in parts:
+        if batches and len(batches[-1][0]) + len(html) < BATCH_CHARS:
+            text, starts, _ = batches[-1]
+            position[region] = end
+            batches[-1] = (text + html, starts, (position[0], position[1]))
         else:
-            frames.append(part)
-    return frames
+            starts = (position[0], position[1])
+            position[region] = end
+            batches.append((html, starts, (position[0], position[1])))
+    published_at = time.time()
+    for html, starts, ends in batches:
+        await events.publish(
+            group,
+            events.frame(
+                html,
+                conversation_id=context.conversation_id,
+                message_id=reply_id,
+                starts=starts,
+                ends=ends,
+                published_at=published_at,
+            ),
+        )
 
 
 async def _listen_for_control(
@@ -365,8 +423,11 @@ async def send_snapshot(live: LiveReply, channel: str) -> None:
         speaker=context.speaker,
         conversation_id=context.conversation_id,
     )
+    ends = (len(view.reasoning), len(view.content))
     for html in message_frames(view):
-        await events.send_to(channel, events.frame(html, message_id=context.reply_id))
+        await events.send_to(
+            channel, events.frame(html, message_id=context.reply_id, snapshot=True, ends=ends)
+        )
 
 
 class PartialWriter(ProcessLoop):
@@ -384,8 +445,10 @@ class PartialWriter(ProcessLoop):
         loop = asyncio.get_running_loop()
         last_touch = loop.time()
         while _live:
+            began = loop.time()
             await asyncio.sleep(settings.REPLY_FLUSH_INTERVAL)
             now = loop.time()
+            loop_pace.observe(settings.REPLY_FLUSH_INTERVAL, now - began)
             touch = now - last_touch >= settings.REPLY_HEARTBEAT_INTERVAL
             snapshot = {
                 reply_id: (live.buffer, live.buffer.content, live.buffer.reasoning)
@@ -458,7 +521,7 @@ def _load_reply_context(reply_id: int) -> ReplyContext | None:
     problem = "This conversation's model is no longer available." if option is None else ""
     prepared = None
     if option is not None:
-        history = list(conversation.messages.filter(pk__lt=reply_id))
+        history = path_to(conversation, reply.parent_id)
         try:
             prepared = prepare_request(conversation, option, history)
         except LimitExceededError as error:
@@ -534,9 +597,12 @@ def finish_reply(
 def publish_final(reply: Message) -> None:
     """On commit, every tab gets the reply as stored, in frames that fit the socket."""
     conversation = reply.conversation
-    view = MessageView.from_message(reply, speaker=speaker_for(conversation))
+    view = MessageView.from_message(
+        reply, speaker=speaker_for(conversation), versions=versions_of(reply)
+    )
     group = events.conversation_group(conversation.pk)
     for html in message_frames(view):
         events.publish_on_commit(
-            group, events.frame(html, conversation_id=conversation.pk, message_id=reply.pk)
+            group,
+            events.frame(html, conversation_id=conversation.pk, message_id=reply.pk, final=True),
         )

@@ -41,6 +41,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from tests.live import ROOT, free_port, wait_for_port
+from tests.streams import STREAMING_BODY
 
 DELTA = re.compile(
     r'<div hx-swap-oob="beforeend:#m-(\d+)-(text|reasoning)" data-offset="(\d+)" '
@@ -73,6 +74,7 @@ class Stream:
     first_delta_at: float | None = None
     final_at: float | None = None
     shown: str = ""
+    snapshots: int = 0
     frames: list[tuple[float, int]] = field(default_factory=list)  # (arrival, text end)
 
 
@@ -187,6 +189,11 @@ async def follow(ws, stream: Stream, deadline: float) -> None:  # type: ignore[n
         if f'id="m-{stream.reply_id}"' in frame and 'data-status="streaming"' not in frame:
             stream.final_at = now
             return
+        for match in STREAMING_BODY.finditer(frame):  # a snapshot: the socket fell behind
+            if match["target"] == f"m-{stream.reply_id}-text":
+                stream.shown = html.unescape(match["text"])
+                stream.snapshots += 1
+                stream.frames.append((now, int(match["end"])))
         for match in DELTA.finditer(frame):
             if int(match[1]) != stream.reply_id:
                 continue
@@ -317,6 +324,7 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
         "missing": missing,
         "no_final": no_final,
         "mismatched": mismatched,
+        "snapshots": sum(stream.snapshots for stream in streams),
         "direct_ttft": direct_ttft * 1000,
     }
 
@@ -328,6 +336,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=500)
     parser.add_argument("--frame-interval", type=float, default=0.05)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if any socket missed text or any stored reply differs (a smoke run)",
+    )
     args = parser.parse_args()
     steps = [int(step) for step in args.steps.split(",")]
 
@@ -392,9 +405,10 @@ def main() -> None:
     )
     print(
         "| streams | added TTFT p50 / p99 (ms) | per-token lag p50 / p99 (ms) | daphne CPU "
-        "| chars missing | no final frame | stored ≠ sent | direct TTFT (ms) |"
+        "| chars missing | no final frame | stored ≠ sent | snapshots | direct TTFT (ms) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
+    lost = 0
     try:
         for count in steps:
             result = asyncio.run(run_step(site, sim_url, count, args))
@@ -402,9 +416,10 @@ def main() -> None:
                 f"| {result['streams']} | {result['ttft_p50']:.0f} / {result['ttft_p99']:.0f} "
                 f"| {result['lag_p50']:.0f} / {result['lag_p99']:.0f} | {result['cpu']:.0f} % "
                 f"| {result['missing']} | {result['no_final']} | {result['mismatched']} "
-                f"| {result['direct_ttft']:.0f} |",
+                f"| {result['snapshots']} | {result['direct_ttft']:.0f} |",
                 flush=True,
             )
+            lost += result["missing"] + result["no_final"] + result["mismatched"]
     finally:
         for process, _ in servers:
             process.terminate()
@@ -419,6 +434,8 @@ def main() -> None:
                 conn.execute(
                     f'DROP DATABASE IF EXISTS "{urlsplit(database_url).path[1:]}" WITH (FORCE)'
                 )
+    if args.check and lost:
+        raise SystemExit(f"Lost or mismatched text in {lost} places")
 
 
 if __name__ == "__main__":

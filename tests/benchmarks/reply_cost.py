@@ -102,7 +102,7 @@ async def run(tokens: int) -> None:
     sent = await database_sync_to_async(actions.send_message)(
         user=user, conversation_id=conversation.pk, text="Give me the long version, please."
     )
-    status = await actions.stream_reply(reply_id=sent.reply_id)
+    status = await actions.stream_reply(reply_id=sent.reply_id, context=sent.context)
     elapsed = time.perf_counter() - started
     await asyncio.sleep(0.2)
     drainer.cancel()

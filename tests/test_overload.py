@@ -1,0 +1,182 @@
+"""Past the knee, a reply's frames get bigger rather than later, and a socket that falls
+behind or misses frames catches up by snapshot instead of losing text."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chat.actions import replies
+from chat.delivery import SocketDelivery, Verdict
+from chat.models import Message
+from chat.streaming import LoopPace, ReplyBuffer
+from tests.streams import DELTA, Transcript, is_final, receive_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _delta(starts, ends, published_at, reply_id=7):
+    return {"message_id": reply_id, "starts": starts, "ends": ends, "published_at": published_at}
+
+
+def test_a_socket_forwards_contiguous_deltas_and_skips_what_a_snapshot_covered():
+    delivery = SocketDelivery(lag_limit=1.0)
+    assert delivery.delta(_delta([0, 0], [0, 5], 100.0), 100.01) is Verdict.FORWARD
+    assert delivery.delta(_delta([0, 5], [0, 9], 100.05), 100.06) is Verdict.FORWARD
+    delivery.snapshot({"message_id": 7, "ends": [0, 20]})
+    assert delivery.delta(_delta([0, 9], [0, 15], 100.1), 100.11) is Verdict.SKIP
+    assert delivery.delta(_delta([0, 20], [0, 24], 100.2), 100.21) is Verdict.FORWARD
+
+
+def test_a_socket_that_falls_behind_asks_for_one_snapshot_and_skips_until_it_comes():
+    delivery = SocketDelivery(lag_limit=1.0, resync_timeout=2.0)
+    assert delivery.delta(_delta([0, 0], [0, 5], 100.0), 100.01) is Verdict.FORWARD
+    assert delivery.delta(_delta([0, 5], [0, 9], 100.1), 101.5) is Verdict.RESYNC
+    assert delivery.delta(_delta([0, 9], [0, 12], 100.2), 101.6) is Verdict.SKIP
+    delivery.snapshot({"message_id": 7, "ends": [0, 12]})
+    assert delivery.delta(_delta([0, 12], [0, 14], 101.7), 101.71) is Verdict.FORWARD
+
+
+def test_a_lost_snapshot_is_asked_for_again():
+    delivery = SocketDelivery(lag_limit=1.0, resync_timeout=2.0)
+    delivery.delta(_delta([0, 0], [0, 5], 100.0), 100.0)
+    assert delivery.delta(_delta([0, 9], [0, 12], 100.5), 100.5) is Verdict.RESYNC  # a gap
+    assert delivery.delta(_delta([0, 12], [0, 15], 101.0), 101.0) is Verdict.SKIP
+    assert delivery.delta(_delta([0, 15], [0, 18], 103.0), 103.0) is Verdict.RESYNC
+
+
+def test_a_constant_clock_offset_between_processes_is_not_lag():
+    delivery = SocketDelivery(lag_limit=1.0)
+    skew = 30.0  # the publishing host's clock is half a minute behind
+    for index in range(5):
+        start, end = index * 5, index * 5 + 5
+        verdict = delivery.delta(_delta([0, start], [0, end], 100.0 + index), 100 + index + skew)
+        assert verdict is Verdict.FORWARD
+
+
+def test_the_frame_interval_grows_with_loop_lateness_up_to_a_ceiling_and_recovers():
+    pace = LoopPace(ceiling=1.0)
+    assert pace.interval(0.05) == 0.05
+    for _ in range(30):
+        pace.observe(0.05, 0.05 + 0.2)  # every sleep wakes 200 ms late
+    assert 0.3 < pace.interval(0.05) <= 1.0
+    for _ in range(30):
+        pace.observe(0.05, 0.05 + 5.0)
+    assert pace.interval(0.05) == 1.0
+    for _ in range(100):
+        pace.observe(0.05, 0.05)
+    assert pace.interval(0.05) == 0.05
+    assert pace.interval(0) == 0  # frames as tokens arrive, while the loop keeps up
+
+
+async def _frames_of_one_reply(connect, owner, conversation, client_id):
+    socket, _ = await connect(owner, conversation.pk)
+    await socket.send_to(
+        text_data=json.dumps({"action": "send", "message": "Go on", "client_id": client_id})
+    )
+    await receive_until(socket, lambda f: f'data-ack="{client_id}"' in f)
+    reply = await database_sync_to_async(conversation.messages.filter(role="assistant").last)()
+    transcript = Transcript()
+    await receive_until(socket, is_final(reply.pk), transcript, within=20)
+    return transcript, reply
+
+
+async def test_a_late_loop_sends_fewer_bigger_frames_with_the_same_text(
+    connect, owner, conversation, settings, monkeypatch
+):
+    settings.REPLY_FRAME_INTERVAL = 0.02
+    settings.DEMO_TOKENS_PER_SECOND = 150
+    settings.DEMO_REPLY_TOKENS = 120
+    on_time, reply = await _frames_of_one_reply(connect, owner, conversation, "pace-1")
+    monkeypatch.setattr(replies.loop_pace, "lateness", 0.15)
+    monkeypatch.setattr(replies.loop_pace, "observe", lambda intended, actual: None)
+    late, late_reply = await _frames_of_one_reply(connect, owner, conversation, "pace-2")
+    deltas = [sum(1 for f in t.frames if DELTA.search(f)) for t in (on_time, late)]
+    assert deltas[1] * 2 < deltas[0], deltas
+    await database_sync_to_async(late_reply.refresh_from_db)()
+    assert late.gaps == 0 and late.text(late_reply.pk) and late_reply.status == "complete"
+
+
+class _SkewedClock:
+    """``time.time`` for the consumer, set to run ``skew`` seconds ahead."""
+
+    def __init__(self) -> None:
+        self.skew = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.skew
+
+
+async def test_a_socket_that_falls_behind_mid_reply_catches_up_by_snapshot(
+    connect, owner, conversation, settings, monkeypatch
+):
+    settings.REPLY_FRAME_INTERVAL = 0.02
+    settings.DEMO_TOKENS_PER_SECOND = 60
+    settings.DEMO_REPLY_TOKENS = 150
+    clock = _SkewedClock()
+    monkeypatch.setattr("chat.consumers.time", clock)
+    socket, _ = await connect(owner, conversation.pk)
+    await socket.send_to(
+        text_data=json.dumps({"action": "send", "message": "Tell me", "client_id": "lag-1"})
+    )
+    await receive_until(socket, lambda f: 'data-ack="lag-1"' in f)
+    reply = await database_sync_to_async(conversation.messages.filter(role="assistant").last)()
+    transcript = Transcript()
+    for _ in range(3):
+        await receive_until(socket, lambda f: DELTA.search(f) is not None, transcript)
+    clock.skew = 3.0  # every frame now reaches this socket 3 s after it was published
+    frames_before = len(transcript.frames)
+    await asyncio.sleep(0.4)
+    clock.skew = 0.0
+    final = await receive_until(socket, is_final(reply.pk), transcript, within=20)
+    during = transcript.frames[frames_before:]
+    snapshots = [f for f in during if 'data-status="streaming"' in f]
+    assert snapshots, "the socket should have caught up by snapshot"
+    await database_sync_to_async(reply.refresh_from_db)()
+    assert transcript.gaps == 0
+    assert reply.status == "complete" and reply.content.startswith(transcript.text(reply.pk))
+    assert 'data-status="complete"' in final
+
+
+async def test_a_socket_that_missed_frames_catches_up_by_snapshot_without_a_gap(
+    connect, owner, conversation
+):
+    """What channels-redis does past a channel's capacity: drop group messages."""
+    socket, _ = await connect(owner, conversation.pk)
+    while not await socket.receive_nothing(timeout=0.3):  # the catch-up on connect
+        await socket.receive_from()
+    reply = await database_sync_to_async(Message.objects.create)(
+        conversation=conversation, role="assistant", status="streaming"
+    )
+    buffer = ReplyBuffer()
+    live = replies.LiveReply(reply.pk, buffer=buffer)
+    live.context = replies.ReplyContext(  # type: ignore[arg-type]
+        reply_id=reply.pk,
+        conversation_id=conversation.pk,
+        model=None,
+        client=None,
+        request=None,
+        speaker="Mara",
+    )
+    replies._live[reply.pk] = live
+    try:
+        transcript = Transcript()
+        for piece in ("Hello", " there", " — lost", " and after"):
+            buffer.add_text(piece, 0.0)
+            if piece == " — lost":
+                buffer.take_deltas()  # published, but this socket never gets it
+                continue
+            await replies._publish_deltas(live.context, buffer)
+        await receive_until(socket, lambda f: 'data-status="streaming"' in f, transcript)
+        assert transcript.text(reply.pk) == "Hello there — lost and after"
+        buffer.add_text("!", 0.0)
+        await replies._publish_deltas(live.context, buffer)
+        await receive_until(socket, lambda f: DELTA.search(f) is not None, transcript)
+        assert transcript.text(reply.pk) == "Hello there — lost and after!"
+        assert transcript.gaps == 0
+    finally:
+        replies._live.pop(reply.pk, None)
