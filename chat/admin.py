@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from chat.models import Conversation, Message, PersonaExample, PersonaPreset, User
+from providers.models import CatalogModel
 
 
 @admin.register(User)
@@ -27,8 +32,37 @@ class PersonaExampleInline(admin.TabularInline):
     fields = ("position", "user_text", "assistant_text")
 
 
+class PersonaPresetForm(forms.ModelForm):
+    """The default model is picked from the catalog, so it always exists."""
+
+    default_model = forms.ChoiceField(
+        required=False,
+        help_text="The model a new chat with this persona starts on. Empty: the site's default.",
+    )
+
+    class Meta:
+        model = PersonaPreset
+        fields = ("default_model",)  # the admin adds the fieldsets' fields
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = sorted(set(CatalogModel.objects.values_list("name", flat=True)))
+        current = self.instance.default_model if self.instance else ""
+        choices = [("", "Site default"), *((name, name) for name in names)]
+        if current and current not in names:
+            choices.append((current, f"{current} (no longer in the catalog)"))
+        self.fields["default_model"].choices = choices
+
+    def clean_default_model(self) -> str:
+        value: str = self.cleaned_data["default_model"]
+        if value and not CatalogModel.objects.filter(name=value).exists():
+            raise forms.ValidationError(_("Pick a model from the catalog."))
+        return value
+
+
 @admin.register(PersonaPreset)
 class PersonaPresetAdmin(admin.ModelAdmin):
+    form = PersonaPresetForm
     list_display = ("name", "description", "default_model", "position")
     search_fields = ("name", "description")
     inlines = [PersonaExampleInline]

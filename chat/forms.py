@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
+from django.utils.translation import gettext_lazy
 
 from chat.models import PersonaPreset, User
 from providers import registry
@@ -18,20 +19,45 @@ class SignUpForm(UserCreationForm):  # type: ignore[type-arg]
         fields = ("username",)
 
 
+class PersonaSelect(forms.Select):
+    """Each persona option carries its description and the model it starts on, so the
+    picker can show one and select the other (chat.js)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.extras: dict[str, dict[str, str]] = {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):  # type: ignore[no-untyped-def]
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        option["attrs"].update(self.extras.get(str(getattr(value, "value", value)), {}))
+        return option
+
+
 class NewChatForm(forms.Form):
     persona = forms.ModelChoiceField(
         queryset=PersonaPreset.objects.all(),
         required=False,
-        empty_label="No persona",
-        widget=forms.Select(attrs={"id": "new-chat-persona"}),
+        empty_label=gettext_lazy("No persona"),
+        widget=PersonaSelect(attrs={"id": "new-chat-persona"}),
     )
-    model = forms.ChoiceField(choices=(), widget=forms.Select(attrs={"id": "new-chat-model"}))
+    model = forms.ChoiceField(
+        choices=(), widget=forms.Select(attrs={"id": "new-chat-model", "data-model-picker": ""})
+    )
 
     def __init__(self, *args: Any, options: list[registry.ModelOption], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["model"].choices = model_choices(options)
-        if options and not self.is_bound:
-            self.initial.setdefault("model", options[0].key)
+        default = registry.default_option(options)
+        if default is not None and not self.is_bound:
+            self.initial.setdefault("model", default.key)
+        widget = self.fields["persona"].widget
+        widget.extras = {"": {"data-model": default.key if default else ""}}
+        for persona in PersonaPreset.objects.only("pk", "description", "default_model"):
+            chosen = registry.default_option(options, persona.default_model)
+            widget.extras[str(persona.pk)] = {
+                "data-model": chosen.key if chosen else "",
+                "data-description": persona.description,
+            }
 
 
 def model_choices(options: list[registry.ModelOption]) -> list[tuple[str, Any]]:
@@ -47,11 +73,17 @@ class ConversationSettingsForm(forms.Form):
     model's documented limits: out-of-range values are refused, never clamped."""
 
     model = forms.ChoiceField(choices=(), widget=forms.Select(attrs={"id": "settings-model"}))
-    temperature = forms.FloatField(required=False, widget=forms.NumberInput(attrs={"step": "0.05"}))
-    top_p = forms.FloatField(
-        label="Top-p", required=False, widget=forms.NumberInput(attrs={"step": "0.05"})
+    temperature = forms.FloatField(
+        label=gettext_lazy("Temperature"),
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
     )
-    max_output_tokens = forms.IntegerField(label="Max output tokens", required=False)
+    top_p = forms.FloatField(
+        label=gettext_lazy("Top-p"),
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
+    )
+    max_output_tokens = forms.IntegerField(label=gettext_lazy("Max output tokens"), required=False)
 
     def __init__(self, *args: Any, options: list[registry.ModelOption], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

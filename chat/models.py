@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext
 
 
 class User(AbstractUser):
@@ -68,18 +69,26 @@ class Conversation(models.Model):
     temperature = models.FloatField(null=True, blank=True, validators=_temperature)
     top_p = models.FloatField(null=True, blank=True, validators=_top_p)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    pinned = models.BooleanField(default=False)
+    #: The title is Parley's (first line, then the model's suggestion), not the owner's.
+    auto_title = models.BooleanField(default=True)
+    #: The conversation is a tree of messages; this is the end of the branch shown and
+    #: continued. The history sent upstream is the path from the root down to it.
+    current_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["owner", "-updated_at"])]
+        indexes = [models.Index(fields=["owner", "-pinned", "-updated_at"])]
 
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"
 
     @property
     def display_title(self) -> str:
-        return self.title or "New chat"
+        return self.title or gettext("New chat")
 
 
 class Message(models.Model):
@@ -96,6 +105,11 @@ class Message(models.Model):
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    #: The message this one answers or follows; siblings are other versions of it
+    #: (a regenerated reply, an edited message). None at the root.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from django.conf import settings
@@ -9,15 +10,21 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from chat import actions
-from chat.access import access_conversation, conversations_for
+from chat.access import access_conversation
 from chat.forms import ConversationSettingsForm, NewChatForm, SignUpForm
+from chat.listing import conversation_page
 from chat.models import Conversation, Message, User
-from chat.rendering import MessageView, render_message
+from chat.rendering import MessageView, older_messages_html, render_message
+from chat.search import search as search_conversations
+from chat.tree import Shape, branch_page, versions_of
 from providers import registry
 
 
@@ -25,7 +32,7 @@ def _sidebar(
     request: HttpRequest, options: list[registry.ModelOption], active_id: int | None = None
 ) -> dict[str, object]:
     return {
-        "conversations": conversations_for(request.user).only("id", "title", "updated_at")[:100],
+        "page": conversation_page(request.user),
         "active_id": active_id,
         "new_chat_form": NewChatForm(options=options),
         "models_available": bool(options),
@@ -62,23 +69,27 @@ def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
     actions.take_over_stale_replies(conversation_id=chat.pk)
     # Listing models queries connections and decrypts their keys: once per request.
     options = registry.available_models()
-    option = registry.find(options, chat.model)
-    model_label = option.label if option else f"{chat.model} (unavailable)"
-    speaker = actions.speaker_for(chat)
-    views = [
-        MessageView.from_message(
-            message,
-            speaker=speaker if message.role == Message.Role.ASSISTANT else "",
-        )
-        for message in chat.messages.all()
-    ]
+    focus = request.GET.get("m", "")
+    if focus.isdigit() and chat.current_leaf_id != int(focus):
+        # A link to one message (a search result): show the branch it is on.
+        with contextlib.suppress(actions.ActionError):
+            actions.switch_branch(
+                user=request.user,
+                conversation_id=chat.pk,
+                message_id=int(focus),
+                only_if_hidden=True,
+            )
+            chat.refresh_from_db(fields=["current_leaf"])
+    shape = Shape.of(chat)
+    history = older_messages_html(
+        chat, branch_page(chat, shape), speaker=actions.speaker_for(chat), shape=shape
+    )
     context = _sidebar(request, options, chat.pk)
     context.update(
         {
             "conversation": chat,
-            "messages_": views,
-            "model_label": model_label,
-            "simulated": bool(option and option.simulated),
+            "history": history,
+            **_model_context(chat, options),
             **_settings_context(chat, options),
         }
     )
@@ -90,7 +101,8 @@ def message(request: HttpRequest, conversation_id: int, message_id: int) -> Http
     chat = access_conversation(request.user, conversation_id)
     found = get_object_or_404(chat.messages, pk=message_id)
     speaker = actions.speaker_for(chat) if found.role == Message.Role.ASSISTANT else ""
-    return HttpResponse(render_message(MessageView.from_message(found, speaker=speaker)))
+    view = MessageView.from_message(found, speaker=speaker, versions=versions_of(found))
+    return HttpResponse(render_message(view))
 
 
 def _lockout_minutes() -> int:
@@ -101,7 +113,7 @@ def locked_out(
     request: HttpRequest, original_response: object = None, credentials: object = None
 ) -> HttpResponse:
     """django-axes' answer to a locked-out log-in (AXES_LOCKOUT_CALLABLE)."""
-    context = {"reason": "Too many failed log-ins.", "minutes": _lockout_minutes()}
+    context = {"reason": _("Too many failed log-ins."), "minutes": _lockout_minutes()}
     return render(request, "registration/locked_out.html", context, status=429)
 
 
@@ -122,7 +134,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     if settings.SIGNUP_MODE == "closed" and not first_account:
         return render(request, "registration/signup_closed.html", status=403)
     if request.method == "POST" and not _signup_allowed(request):
-        context = {"reason": "Too many sign-ups from here.", "minutes": _lockout_minutes()}
+        context = {"reason": _("Too many sign-ups from here."), "minutes": _lockout_minutes()}
         return render(request, "registration/locked_out.html", context, status=429)
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -167,7 +179,24 @@ def conversation_settings(request: HttpRequest, conversation_id: int) -> HttpRes
     if saved and not request.htmx:
         return redirect("conversation", conversation_id=chat.pk)
     context = _settings_context(chat, options, form, saved=saved)
-    return render(request, "chat/_settings.html", context, status=200 if saved else 422)
+    response = render(request, "chat/_settings.html", context, status=200 if saved else 422)
+    if saved:
+        # The header names the model: it follows the change at once.
+        response.content += render_to_string(
+            "chat/_chat_model.html", {**_model_context(chat, options), "oob": True}, request
+        ).encode()
+    return response
+
+
+def _model_context(chat: Conversation, options: list[registry.ModelOption]) -> dict[str, object]:
+    option = registry.find(options, chat.model)
+    return {
+        "conversation": chat,
+        "model_label": option.label
+        if option
+        else _("{model} (unavailable)").format(model=chat.model),
+        "simulated": bool(option and option.simulated),
+    }
 
 
 def _settings_context(
@@ -189,3 +218,135 @@ def _settings_context(
             },
         )
     return {"conversation": chat, "settings_form": form, "option": option, "saved": saved}
+
+
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    """The next page of the sidebar's list (loaded when its end scrolls into view)."""
+    page = conversation_page(
+        request.user,
+        cursor=request.GET.get("cursor", "")[:80] or "-",
+        after_group=request.GET.get("after", "")[:40],
+    )
+    active = request.GET.get("active", "")
+    context = {"page": page, "active_id": int(active) if active.isdigit() else None}
+    return render(request, "chat/_conversation_page.html", context)
+
+
+@require_POST
+def rename_conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    chat = access_conversation(request.user, conversation_id)
+    error = ""
+    try:
+        chat = actions.rename_conversation(
+            user=request.user, conversation_id=chat.pk, title=request.POST.get("title", "")
+        )
+    except actions.ActionError as problem:
+        error = str(problem)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("conversation", conversation_id=chat.pk)
+    context = {"conversation": chat, "rename_error": error}
+    return render(request, "chat/_conversation_tools.html", context, status=422 if error else 200)
+
+
+@require_POST
+def pin_conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    chat = actions.set_pinned(
+        user=request.user,
+        conversation_id=conversation_id,
+        pinned=request.POST.get("pinned") == "true",
+    )
+    if not request.htmx:
+        return redirect("conversation", conversation_id=chat.pk)
+    response = render(request, "chat/_conversation_tools.html", {"conversation": chat})
+    # The sidebar moves it in or out of "Pinned".
+    sidebar = render_to_string(
+        "chat/_conversation_page.html",
+        {"page": conversation_page(request.user), "first_page": True, "active_id": chat.pk},
+        request=request,
+    )
+    response.content += (
+        f'<ul id="conversation-list" class="conversation-list" aria-label="Your conversations" '
+        f'hx-swap-oob="true">{sidebar}</ul>'
+    ).encode()
+    return response
+
+
+@require_POST
+def delete_conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    chat = access_conversation(request.user, conversation_id)
+    actions.delete_conversation(user=request.user, conversation_id=chat.pk)
+    messages.success(request, _("Deleted “{title}”.").format(title=chat.display_title))
+    return redirect("home")
+
+
+def search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "")
+    options = registry.available_models()
+    context = _sidebar(request, options)
+    context.update({"query": query, "hits": search_conversations(request.user, query)})
+    return render(request, "chat/search.html", context)
+
+
+def export_conversation(request: HttpRequest, conversation_id: int, fmt: str) -> HttpResponse:
+    try:
+        exported = actions.export_conversation(
+            user=request.user, conversation_id=conversation_id, fmt=fmt
+        )
+    except actions.ActionError:
+        raise Http404("No such export") from None
+    return _download(exported)
+
+
+def export_all(request: HttpRequest) -> HttpResponse:
+    return _download(actions.export_all(user=request.user))
+
+
+def _download(exported: actions.ExportFile) -> HttpResponse:
+    response = HttpResponse(exported.body, content_type=exported.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{exported.filename}"'
+    return response
+
+
+def import_conversations(request: HttpRequest) -> HttpResponse:
+    """Parley, Open WebUI or ChatGPT JSON: new conversations of the user's own."""
+    error = ""
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        if upload is None:
+            error = _("Choose a file to import.")
+        elif upload.size is not None and upload.size > settings.IMPORT_MAX_BYTES:
+            error = _("The file is larger than {size} MiB.").format(
+                size=settings.IMPORT_MAX_BYTES // (1024 * 1024)
+            )
+        else:
+            try:
+                created = actions.import_conversations(user=request.user, raw=upload.read())
+            except actions.ActionError as problem:
+                error = str(problem)
+            else:
+                count = len(created)
+                messages.success(
+                    request,
+                    ngettext(
+                        "Imported {count} conversation.", "Imported {count} conversations.", count
+                    ).format(count=count),
+                )
+                if count == 1:
+                    return redirect("conversation", conversation_id=created[0].pk)
+                return redirect("home")
+    context = _sidebar(request, registry.available_models())
+    context.update({"error": error, "max_mib": settings.IMPORT_MAX_BYTES // (1024 * 1024)})
+    return render(request, "chat/import.html", context, status=422 if error else 200)
+
+
+def older_messages(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """The page of the current branch above message ``before`` (loaded on scroll up)."""
+    chat = access_conversation(request.user, conversation_id)
+    before = request.GET.get("before", "")
+    if not before.isdigit():
+        raise Http404("No such message")
+    page = branch_page(chat, before=int(before))
+    html = older_messages_html(chat, page, speaker=actions.speaker_for(chat))
+    return HttpResponse(html)

@@ -79,6 +79,13 @@ _DEMO_CONNECTIONS = (
 )
 
 
+def _label(name: str, kind: str, spec: ModelSpec) -> str:
+    """What a picker shows: the model, the API that serves it, its window, reasoning."""
+    window = f"{spec.context_window // 1000:,}K context"
+    reasons = ", reasons" if spec.reasoning else ""
+    return f"{name} · {catalog.API_KINDS[kind].label} ({window}{reasons})"
+
+
 def _demo_label(key: str, kind: str, model: str) -> str:
     if key == "demo" and model == "MiniMax-M2.7":
         return DEMO_LABEL
@@ -144,7 +151,7 @@ def _load_models() -> list[ModelOption]:
                 options.append(
                     ModelOption(
                         key=f"{live.key}:{name}",
-                        label=row.label or name,
+                        label=_label(row.label or name, connection.kind, row.spec()),
                         upstream_model=name,
                         connection=live,
                         spec=row.spec(),
@@ -185,6 +192,29 @@ def _demo_options(rows: dict[tuple[str, str], CatalogModel]) -> list[ModelOption
                 )
             )
     return options
+
+
+#: General chat models, newest first: the default for a new chat when neither the
+#: persona nor DEFAULT_MODEL names one. M2-her (role-play, 2,048 tokens) never is.
+GENERAL_MODELS = ("MiniMax-M2.7", "minimax/m2.7", "MiniMax-M2.5", "MiniMax-M2.1")
+
+
+def default_option(options: list[ModelOption], preferred: str = "") -> ModelOption | None:
+    """The model a new chat starts on: ``preferred`` (a model name or key, a persona's
+    default), else DEFAULT_MODEL, else the newest general MiniMax model available."""
+    for wanted in (preferred, settings.DEFAULT_MODEL, *GENERAL_MODELS):
+        if not wanted:
+            continue
+        # A key ("c3:M2-her") names one connection; a name ("M2-her") any of them.
+        name = wanted.split(":", 1)[-1]
+        for option in options:
+            if wanted == option.key:
+                return option
+        for option in options:
+            if name == option.upstream_model:
+                return option
+    general = [option for option in options if option.upstream_model != "M2-her"]
+    return (general or options or [None])[0]
 
 
 def find(options: list[ModelOption], key: str) -> ModelOption | None:

@@ -118,3 +118,29 @@ def daphne(env: dict[str, str], log: Path, port: int | None = None) -> Iterator[
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def simulator_process(pace: float, log: Path) -> Iterator[str]:
+    """The upstream simulator in its own process (point DEMO_UPSTREAM_URL at it), so a
+    test can queue faults for a server in another process (``queue_fault``)."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "providers.simulator", "--port", str(port), "--pace", str(pace)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port(port, process)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def queue_fault(simulator_url: str, fault: str) -> None:
+    import httpx
+
+    httpx.post(f"{simulator_url}/_faults", json={"fault": fault}, timeout=5).raise_for_status()

@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 
 from chat import actions
 from chat.models import Message
+from chat.tree import append
 from providers.models import CatalogModel
 from tests.streams import is_final, receive_until
 
@@ -91,10 +92,8 @@ async def test_a_long_history_is_trimmed_for_m2_her_and_the_page_says_so(connect
 
     @database_sync_to_async
     def fill():
-        Message.objects.bulk_create(
-            Message(conversation=conversation, role=role, content=f"Turn {i}: " + "words " * 120)
-            for i, role in enumerate(["user", "assistant"] * 12)
-        )
+        for i, role in enumerate(["user", "assistant"] * 12):
+            append(conversation, role=role, content=f"Turn {i}: " + "words " * 120)
 
     await fill()
     socket, _ = await connect(owner, conversation.pk)
@@ -133,3 +132,26 @@ async def test_prompt_token_counts_calibrate_the_estimate(connect, owner, person
         )
     )()
     assert ratio != 1.0
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_max_output_tokens_cuts_the_reply_and_the_page_says_so(
+    connect, owner, persona, simulator, model
+):
+    conversation = await _conversation(owner, persona, model)
+    await database_sync_to_async(actions.update_conversation_settings)(
+        user=owner,
+        conversation_id=conversation.pk,
+        model_key=model,
+        temperature=None,
+        top_p=None,
+        max_output_tokens=30,
+    )
+    socket, _ = await connect(owner, conversation.pk)
+    reply, final = await _turn(socket, "Tell me everything")
+    assert reply.finish_reason in ("length", "max_tokens")
+    assert reply.status == "complete"
+    assert "stopped at the output limit" in final
+    from providers.simulator.replies import max_output_tokens
+
+    assert max_output_tokens(simulator.requests[-1].body) == 30

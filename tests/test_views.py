@@ -4,6 +4,7 @@ from django.test.utils import CaptureQueriesContext
 
 from chat import actions
 from chat.models import Conversation, Message
+from chat.tree import append
 
 pytestmark = pytest.mark.django_db
 
@@ -80,16 +81,14 @@ def test_conversation_page_query_count_does_not_grow_with_messages(client_for, o
         return len(queries)
 
     baseline = count()
-    Message.objects.bulk_create(
-        Message(conversation=conversation, role=role, content=f"message {i}")
-        for i, role in enumerate(["user", "assistant"] * 20)
-    )
+    for i, role in enumerate(["user", "assistant"] * 20):
+        append(conversation, role=role, content=f"message {i}")
     assert count() == baseline
 
 
 def test_reply_markdown_is_rendered_safely(client_for, owner, conversation):
-    Message.objects.create(
-        conversation=conversation,
+    append(
+        conversation,
         role="assistant",
         content="**bold** <script>alert(1)</script> [x](javascript:alert(1))",
     )
@@ -124,9 +123,7 @@ def test_a_reply_whose_process_died_is_marked_interrupted(
 
     from django.utils import timezone
 
-    reply = Message.objects.create(
-        conversation=conversation, role="assistant", status="streaming", content="Half a"
-    )
+    reply = append(conversation, role="assistant", status="streaming", content="Half a")
     Message.objects.filter(pk=reply.pk).update(
         updated_at=timezone.now() - timedelta(seconds=settings.REPLY_STALE_AFTER + 5)
     )
@@ -200,3 +197,22 @@ def test_a_teammate_cannot_change_someone_elses_parameters(client_for, teammate,
         f"/c/{conversation.pk}/settings/", {"model": "demo:M2-her"}
     )
     assert response.status_code == 404
+
+
+def test_static_files_are_cache_busted_compressed_and_cached_for_long(tmp_path, settings):
+    import re
+
+    from django.core.management import call_command
+    from django.test import Client
+
+    from project.static import CompressedStaticFiles
+
+    settings.STATIC_ROOT = tmp_path
+    call_command("collectstatic", interactive=False, verbosity=0)
+    url = CompressedStaticFiles().url("chat/chat.css")
+    assert re.fullmatch(r"/static/chat/chat\.[0-9a-f]{12}\.css", url)
+    assert (tmp_path / f"{url.removeprefix('/static/')}.gz").exists()
+    response = Client().get(url, headers={"accept-encoding": "gzip"})
+    response.close()  # WhiteNoise streams the file
+    assert response.status_code == 200 and response["Content-Encoding"] == "gzip"
+    assert "immutable" in response["Cache-Control"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.utils.translation import gettext as _
 
 from chat.actions.common import ActionError
 from chat.models import User
@@ -23,14 +24,14 @@ def sign_up(*, user: User) -> User:
             _lock_accounts()
             first = not User.objects.exists()
             if not first and settings.SIGNUP_MODE == "closed":
-                raise ActionError("Sign-ups are closed. Ask an admin for an account.")
+                raise ActionError(_("Sign-ups are closed. Ask an admin for an account."))
             if first:
                 user.is_superuser = user.is_staff = user.is_approved = True
             else:
                 user.is_approved = settings.SIGNUP_MODE == "open"
             user.save()
     except IntegrityError:
-        raise ActionError("That username cannot be used. Pick another one.") from None
+        raise ActionError(_("That username cannot be used. Pick another one.")) from None
     return user
 
 

@@ -6,10 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
+from chat import events
 from chat.access import access_conversation
 from chat.actions.common import ActionError
 from chat.models import Conversation, Message, PersonaPreset, User
+from chat.rendering import branch_frame, deleted_frame, title_frames
+from chat.text import clean_text
+from chat.tree import Shape
 from providers import registry
 from providers.clients.budget import fit_to_window
 from providers.clients.limits import check_limits
@@ -61,12 +66,12 @@ def prepare_request(
 def create_conversation(*, user: User, persona_id: int | None, model_key: str) -> Conversation:
     option = registry.get_model(model_key)
     if option is None:
-        raise ActionError("Pick a model from the list.")
+        raise ActionError(_("Pick a model from the list."))
     persona = None
     if persona_id is not None:
         persona = PersonaPreset.objects.prefetch_related("examples").filter(pk=persona_id).first()
         if persona is None:
-            raise ActionError("That persona no longer exists.")
+            raise ActionError(_("That persona no longer exists."))
     with transaction.atomic():
         conversation = Conversation.objects.create(
             owner=user,
@@ -77,13 +82,14 @@ def create_conversation(*, user: User, persona_id: int | None, model_key: str) -
             max_output_tokens=persona.max_output_tokens if persona else None,
         )
         if persona and persona.greeting:
-            Message.objects.create(
+            conversation.current_leaf = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.ASSISTANT,
                 content=persona.greeting,
                 status=Message.Status.COMPLETE,
                 model=option.key,
             )
+            conversation.save(update_fields=["current_leaf"])
     return conversation
 
 
@@ -99,7 +105,7 @@ def update_conversation_settings(
     """Change a conversation's model and parameters (already checked against its limits)."""
     conversation = access_conversation(user, conversation_id)
     if registry.get_model(model_key) is None:
-        raise ActionError("Pick a model from the list.")
+        raise ActionError(_("Pick a model from the list."))
     conversation.model = model_key
     conversation.temperature = temperature
     conversation.top_p = top_p
@@ -108,11 +114,6 @@ def update_conversation_settings(
         update_fields=["model", "temperature", "top_p", "max_output_tokens", "updated_at"]
     )
     return conversation
-
-
-def title_from(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= 60 else line[:59].rstrip() + "…"
 
 
 def speaker_for(conversation: Conversation) -> str:
@@ -136,3 +137,91 @@ def _persona_for(preset: PersonaPreset | None) -> Persona:
             for example in preset.examples.all()
         ),
     )
+
+
+def switch_branch(
+    *, user: User, conversation_id: int, message_id: object, only_if_hidden: bool = False
+) -> int:
+    """Show the version ``message_id`` of a message, down to that branch's newest leaf;
+    the next message continues it. Every tab follows. Returns the new leaf's id.
+
+    ``only_if_hidden``: leave the branch as it is if it already shows the message.
+    """
+    conversation = access_conversation(user, conversation_id)
+    if not isinstance(message_id, int) or isinstance(message_id, bool):
+        raise ActionError(_("That version could not be found. Reload the page."))
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("persona")
+            .get(pk=conversation.pk)
+        )
+        shape = Shape.of(conversation)
+        if message_id not in shape:
+            raise ActionError(_("That version could not be found. Reload the page."))
+        if only_if_hidden and message_id in shape.path_ids(conversation.current_leaf_id):
+            return conversation.current_leaf_id  # type: ignore[return-value]
+        if shape.streaming:
+            raise ActionError(_("Wait for the reply to finish, or press Stop, to switch versions."))
+        leaf = shape.latest_leaf(message_id)
+        conversation.current_leaf_id = leaf
+        conversation.save(update_fields=["current_leaf"])
+        html = branch_frame(conversation, speaker=speaker_for(conversation))
+        events.publish_on_commit(
+            events.conversation_group(conversation.pk),
+            events.frame(html, conversation_id=conversation.pk),
+        )
+    return leaf  # type: ignore[return-value]
+
+
+def rename_conversation(*, user: User, conversation_id: int, title: str) -> Conversation:
+    """A title of the user's own; every open tab and sidebar shows it."""
+    conversation = access_conversation(user, conversation_id)
+    title = " ".join(clean_text(title).split())
+    if not title:
+        raise ActionError(_("A title cannot be empty."))
+    if len(title) > TITLE_MAX_CHARS:
+        raise ActionError(
+            _("Titles are limited to {limit} characters.").format(limit=TITLE_MAX_CHARS)
+        )
+    with transaction.atomic():
+        conversation.title = title
+        conversation.auto_title = False
+        conversation.save(update_fields=["title", "auto_title"])
+        events.publish_on_commit(
+            events.conversation_group(conversation.pk),
+            events.frame(title_frames(conversation), conversation_id=conversation.pk),
+        )
+    return conversation
+
+
+def set_pinned(*, user: User, conversation_id: int, pinned: bool) -> Conversation:
+    conversation = access_conversation(user, conversation_id)
+    conversation.pinned = pinned
+    conversation.save(update_fields=["pinned"])
+    return conversation
+
+
+def delete_conversation(*, user: User, conversation_id: int) -> None:
+    """Delete a conversation with every message and version. A reply still running is
+    told to stop, wherever its process is (it finds no row to save and is dropped).
+    Open tabs are told, and their sockets closed."""
+    conversation = access_conversation(user, conversation_id)
+    group = events.conversation_group(conversation.pk)
+    with transaction.atomic():
+        running = list(
+            conversation.messages.filter(status=Message.Status.STREAMING).values_list(
+                "pk", flat=True
+            )
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(current_leaf=None)
+        conversation.delete()
+        for reply_id in running:
+            events.publish_on_commit(events.reply_group(reply_id), {"type": "reply.stop"})
+        events.publish_on_commit(
+            group, events.frame(deleted_frame(), conversation_id=conversation_id)
+        )
+        events.revoke(group)
+
+
+TITLE_MAX_CHARS = 120

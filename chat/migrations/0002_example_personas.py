@@ -42,7 +42,7 @@ PERSONAS = [
             "You're the new navigator? Good. Tell me you can read a debris field, "
             "because the last one couldn't."
         ),
-        "default_model": "minimax:M2-her",
+        "default_model": "minimax:M2-her",  # made a plain name by 0007
         "temperature": 0.9,
         "top_p": 0.95,
         "max_output_tokens": 1024,

@@ -19,7 +19,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from providers.simulator.pacing import paced
-from providers.simulator.replies import Reply, compose, tokens
+from providers.simulator.replies import Reply, compose, limited, tokens
 
 if TYPE_CHECKING:
     from providers.simulator.server import Exchange
@@ -82,6 +82,7 @@ async def messages(exchange: Exchange) -> None:
     system = body.get("system") if isinstance(body.get("system"), str) else ""
     note = f"{verified} signed thinking block(s) verified" if verified else ""
     reply = compose(history, system=system, length=faults.length, note=note)
+    reply = limited(reply, faults.output_limit(body))
     model = str(body.get("model", "MiniMax-M2.7"))
     if not body.get("stream"):
         await exchange.respond_json(200, _message(model, reply))
@@ -107,7 +108,7 @@ def _message(model: str, reply: Reply) -> dict[str, Any]:
             {"type": "text", "text": reply.answer},
         ],
         "usage": _usage(reply),
-        "stop_reason": "end_turn",
+        "stop_reason": "max_tokens" if reply.truncated else "end_turn",
         "base_resp": {"status_code": 0, "status_msg": ""},
     }
 
@@ -192,7 +193,10 @@ async def _stream(exchange: Exchange, model: str, reply: Reply) -> None:
     await event(
         {
             "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "delta": {
+                "stop_reason": "max_tokens" if reply.truncated else "end_turn",
+                "stop_sequence": None,
+            },
             "usage": _usage(reply),
         }
     )

@@ -16,7 +16,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from providers.simulator.pacing import paced, pieces
-from providers.simulator.replies import compose, tokens
+from providers.simulator.replies import compose, limited, tokens
 
 if TYPE_CHECKING:
     from providers.simulator.server import Exchange
@@ -68,7 +68,7 @@ async def generation(exchange: Exchange) -> None:
     model_input = body.get("input") if isinstance(body.get("input"), dict) else {}
     parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
     messages = model_input.get("messages") if isinstance(model_input.get("messages"), list) else []
-    reply = compose(messages, length=faults.length)
+    reply = limited(compose(messages, length=faults.length), faults.output_limit(body))
     reasoning = reply.reasoning if _thinks(model) else ""
     streaming = exchange.record.headers.get("x-dashscope-sse", "").lower() == "enable"
     request_id = uuid.uuid4().hex
@@ -79,7 +79,14 @@ async def generation(exchange: Exchange) -> None:
         await exchange.respond_json(
             200,
             {
-                "output": {"choices": [{"finish_reason": "stop", "message": message}]},
+                "output": {
+                    "choices": [
+                        {
+                            "finish_reason": "length" if reply.truncated else "stop",
+                            "message": message,
+                        }
+                    ]
+                },
                 "usage": _usage(reasoning, reply.answer),
                 "request_id": request_id,
             },
@@ -127,7 +134,13 @@ async def generation(exchange: Exchange) -> None:
     event_id += 1
     last = {"role": "assistant", "content": "" if incremental else text_so_far}
     await exchange.send(
-        _event(event_id, last, "stop", _usage(reasoning_so_far, text_so_far), request_id)
+        _event(
+            event_id,
+            last,
+            "length" if reply.truncated else "stop",
+            _usage(reasoning_so_far, text_so_far),
+            request_id,
+        )
     )
 
 

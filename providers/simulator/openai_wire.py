@@ -22,7 +22,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from providers.simulator.pacing import paced, pieces
-from providers.simulator.replies import Reply, compose, tokens
+from providers.simulator.replies import Reply, compose, limited, tokens
 
 if TYPE_CHECKING:
     from providers.simulator.server import Exchange
@@ -109,7 +109,9 @@ async def cloudflare_run(exchange: Exchange) -> None:
     body = exchange.body
     model_input = body.get("input") if isinstance(body.get("input"), dict) else body
     messages = model_input.get("messages") if isinstance(model_input.get("messages"), list) else []
-    reply = compose(messages, length=exchange.directives.length)
+    reply = limited(
+        compose(messages, length=exchange.directives.length), exchange.directives.output_limit(body)
+    )
     if not model_input.get("stream"):
         result = _completion("minimax/m2.7", reply, split=False, with_details=True)
         await exchange.respond_json(
@@ -162,6 +164,7 @@ async def _answer(
     cloudflare: bool = False,
 ) -> None:
     reply = compose(messages, length=exchange.directives.length)
+    reply = limited(reply, exchange.directives.output_limit(exchange.body))
     if not exchange.body.get("stream"):
         await exchange.respond_json(
             200, _completion(model, reply, split=split, with_details=split, cloudsway=cloudsway)
@@ -188,9 +191,10 @@ def _completion(
         ]
     else:
         message["content"] = f"<think>\n{reply.reasoning}\n</think>\n\n{reply.answer}"
-    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+    finish = "length" if reply.truncated else "stop"
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
     if cloudsway:
-        choice["native_finish_reason"] = "stop"
+        choice["native_finish_reason"] = finish
     return {
         "id": uuid.uuid4().hex,
         "object": "chat.completion",
@@ -295,7 +299,9 @@ async def _stream(
         return
     if quirk("double-finish"):
         await exchange.send(chunks.frame({"content": "\n<think>\n"}, finish="stop"))
-    await exchange.send(chunks.frame({"content": ""}, finish="stop"))
+    await exchange.send(
+        chunks.frame({"content": ""}, finish="length" if reply.truncated else "stop")
+    )
     if quirk("final-completion"):
         whole = _completion(model, reply, split=split, with_details=split, cloudsway=cloudsway)
         await exchange.send(f"data: {json.dumps(whole, ensure_ascii=False)}\n\n")

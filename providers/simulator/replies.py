@@ -24,10 +24,44 @@ _NOTES = (
 )
 
 
+#: How Parley's title requests begin (chat.actions.titles.TITLE_PROMPT).
+TITLE_REQUEST = "Write a title of at most six words"
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     reasoning: str
     answer: str
+    #: Cut at the request's output-token limit: the API says "length" (or "max_tokens").
+    truncated: bool = False
+
+
+def max_output_tokens(body: dict[str, Any]) -> int | None:
+    """The output limit a request asked for, whatever its API calls it."""
+    parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    for value in (
+        body.get("max_completion_tokens"),
+        body.get("max_tokens"),
+        parameters.get("max_tokens"),
+        (body.get("input") or {}).get("max_tokens")
+        if isinstance(body.get("input"), dict)
+        else None,
+    ):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def limited(reply: Reply, limit: int | None) -> Reply:
+    """``reply`` cut to ``limit`` tokens, reasoning first, as a model stops mid-answer."""
+    if limit is None:
+        return reply
+    reasoning, answer = tokens(reply.reasoning), tokens(reply.answer)
+    if len(reasoning) + len(answer) <= limit:
+        return reply
+    kept_reasoning = reasoning[:limit]
+    kept_answer = answer[: max(0, limit - len(kept_reasoning))]
+    return Reply("".join(kept_reasoning), "".join(kept_answer), truncated=True)
 
 
 def tokens(text: str) -> list[str]:
@@ -64,6 +98,13 @@ def compose(
             last_user = text
         elif role == "system" and not persona:
             persona = message.get("name") or text
+    if last_user.startswith(TITLE_REQUEST):
+        # Parley asking for a conversation title: answer like a model would, briefly.
+        message = last_user.split("Message: ", 1)[-1].split("\n\nFirst reply:", 1)[0]
+        return Reply(
+            reasoning="A short title in the message's language.",
+            answer=" ".join(message.split()[:6]).rstrip(".?!,;:") or "Conversation",
+        )
     seed = zlib.crc32(last_user.encode())
     opener = _OPENERS[seed % len(_OPENERS)]
     persona_line = _clip(persona, 60) if persona else "none"

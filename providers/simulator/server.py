@@ -11,10 +11,13 @@ Directives ride in request headers, so the real clients need no special code:
   sending but keep the connection open), ``malformed-after=3`` (send a broken chunk),
   ``base-resp=1004`` (MiniMax's HTTP 200 error shape), ``pause-after=5,pause-seconds=10``
   (stall, then go on), ``no-headers`` (never answer), ``chunk-chars=65536`` (big chunks)
-  ``pace=N`` (tokens per second, for this request) and ``echo-key`` (error bodies quote
-  the request's credentials, as some upstreams do).
+  ``pace=N`` (tokens per second, for this request), ``echo-key`` (error bodies quote
+  the request's credentials, as some upstreams do) and ``ignore-max-tokens`` (send the
+  whole padded answer whatever output limit the request set, as a misbehaving upstream
+  might).
 
-Tests may also queue faults with :meth:`Simulator.queue_fault`; every request is
+Tests may also queue faults with :meth:`Simulator.queue_fault` (or, from another
+process, ``POST /_faults`` with ``{"fault": "status=500"}``); every request is
 recorded in :attr:`Simulator.requests` so a test can check what a client sent.
 """
 
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from providers.simulator import anthropic_wire, dashscope_wire, openai_wire
+from providers.simulator.replies import max_output_tokens
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -60,6 +64,10 @@ class Directives:
     length: int = 0
     faults: dict[str, str] = field(default_factory=dict)
     quirks: frozenset[str] = frozenset()
+
+    def output_limit(self, body: dict[str, Any]) -> int | None:
+        """The output-token limit to honour: the request's, unless told to ignore it."""
+        return None if "ignore-max-tokens" in self.faults else max_output_tokens(body)
 
     def fault_int(self, name: str) -> int | None:
         value = self.faults.get(name)
@@ -287,7 +295,7 @@ class Simulator:
             pace = float(record.headers.get("x-simulator-pace", pace))
         length = record.headers.get("x-simulator-length", "0")
         raw_faults = record.headers.get("x-simulator-fault", "")
-        if not raw_faults and self._faults:
+        if not raw_faults and self._faults and not record.path.startswith("/_"):
             raw_faults = self._faults.popleft()
         faults = {}
         for item in raw_faults.split(","):
@@ -315,6 +323,16 @@ class Simulator:
             self.requests.remove(exchange.record)
             done, self.requests = self.requests, []
             await exchange.respond_json(200, [_summary(r) for r in done])
+            return
+        if exchange.record.method == "POST" and exchange.record.path == "/_faults":
+            # For browser tests against a server in another process: queue a fault.
+            body = exchange.record.body
+            fault = body.get("fault") if isinstance(body, dict) else None
+            if not isinstance(fault, str) or not fault:
+                await exchange.respond_json(400, {"error": 'send {"fault": "status=500"}'})
+                return
+            self.queue_fault(fault)
+            await exchange.respond_json(200, {"queued": fault})
             return
         if "no-headers" in exchange.directives.faults:
             await exchange.disconnected.wait()  # accept the request, never answer it

@@ -16,7 +16,7 @@ PLACEHOLDER = re.compile(r'hx-get="(/c/\d+/m/\d+/)" hx-trigger="load"')
 async def test_a_3_mb_reply_streams_and_catches_up_in_frames_under_1_mib(site_factory, simulator):
     site = site_factory(REPLY_FRAME_INTERVAL="0.2")
     server, conversation, watching = await site.one_chat()
-    simulator.queue_fault("length=600000,pace=40,chunk-chars=200000")
+    simulator.queue_fault("length=600000,ignore-max-tokens,pace=40,chunk-chars=200000")
     await watching.send("Everything, please")
     reply_id = await watching.reply_id()
     await watching.wait_for(has_delta)
