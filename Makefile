@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-unit test-integration test-faults lint format bench bench-relay simulator clean
+.PHONY: install run test test-unit test-integration test-faults lint format bench bench-relay bench-long-chat simulator clean
 
 install: $(STAMP)
 
@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 
 run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py collectstatic --noinput -v0
 	DEBUG=$${DEBUG:-true} $(BIN)/daphne -b $(HOST) -p $(PORT) project.asgi:application
 
 test: install lint test-unit test-integration
@@ -45,6 +46,9 @@ format: install
 
 bench: install
 	$(BIN)/python -m tests.benchmarks.reply_cost
+
+bench-long-chat: install
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.benchmarks.long_chat
 
 bench-relay: install
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.benchmarks.relay --steps 10,50,100,150

@@ -8,14 +8,18 @@ duplicate and ask for a snapshot when it sees a gap.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape, format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from chat.markdown import render_markdown
 from chat.models import Conversation, Message
+from chat.tree import BranchPage, Shape, Versions, branch_page
+from providers.clients.budget import estimate_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +41,16 @@ class MessageView:
     conversation_id: int | None = None
     #: Set when the body is too big for one socket frame: the page fetches it instead.
     load_url: str = ""
+    #: Its place among its siblings (other versions), for the ‹ 2 / 3 › control.
+    versions: Versions = Versions()
+    #: Whether it answers a message (a persona's greeting does not: nothing to redo).
+    has_parent: bool = True
+    created_at: datetime | None = None
 
     @classmethod
-    def from_message(cls, message: Message, *, speaker: str = "") -> MessageView:
+    def from_message(
+        cls, message: Message, *, speaker: str = "", versions: Versions | None = None
+    ) -> MessageView:
         return cls(
             id=message.pk,
             role=message.role,
@@ -58,6 +69,9 @@ class MessageView:
             duration_ms=message.duration_ms,
             notices=tuple(message.notices.splitlines()),
             conversation_id=message.conversation_id,
+            versions=versions or Versions(),
+            has_parent=message.parent_id is not None,
+            created_at=message.created_at,
         )
 
     @property
@@ -67,6 +81,47 @@ class MessageView:
     @property
     def is_streaming(self) -> bool:
         return self.status == Message.Status.STREAMING
+
+    @property
+    def usage_line(self) -> str:
+        """Tokens and speed, for a finished reply: what the upstream reported, or an
+        estimate from the text, flagged as such (stopped replies included)."""
+        if self.role != Message.Role.ASSISTANT or self.is_streaming or not self.has_parent:
+            return ""
+        output = self.usage.get("output")
+        reasoning = self.usage.get("reasoning")
+        estimated = output is None
+        if estimated:
+            if not (self.content or self.reasoning):
+                return ""
+            output = estimate_tokens(self.content) + estimate_tokens(self.reasoning)
+        parts = []
+        if self.usage.get("input") is not None:
+            parts.append(_("{count:,} in").format(count=self.usage["input"]))
+        if estimated:
+            parts.append(_("{count:,} out (estimated)").format(count=output))
+        else:
+            parts.append(_("{count:,} out").format(count=output))
+        if reasoning:
+            parts.append(_("{count:,} reasoning").format(count=reasoning))
+        if self.time_to_first_token_ms is not None:
+            seconds = self.time_to_first_token_ms / 1000
+            parts.append(_("first token {seconds:.1f} s").format(seconds=seconds))
+        if self.duration_ms and self.time_to_first_token_ms is not None and output:
+            writing = (self.duration_ms - self.time_to_first_token_ms) / 1000
+            if writing > 0:
+                parts.append(_("{rate:.0f} tokens/s").format(rate=output / writing))
+        return " · ".join(parts)
+
+    @property
+    def cut_short(self) -> bool:
+        """The model stopped at the output-token limit (each API's own word for it)."""
+        return self.finish_reason in ("length", "max_tokens")
+
+    @property
+    def retryable(self) -> bool:
+        """A reply that did not finish: its redo is called Retry."""
+        return self.status in (Message.Status.FAILED, Message.Status.INTERRUPTED)
 
     @property
     def content_html(self) -> SafeString:
@@ -83,6 +138,54 @@ class MessageView:
 
 def render_message(view: MessageView) -> str:
     return render_to_string("chat/_message.html", {"message": view})
+
+
+def branch_views(
+    conversation: Conversation, messages: list[Message], *, speaker: str, shape: Shape | None = None
+) -> list[MessageView]:
+    """The messages of a branch as the page shows them, with their versions."""
+    shape = shape or Shape.of(conversation)
+    return [
+        MessageView.from_message(
+            message,
+            speaker=speaker if message.role == Message.Role.ASSISTANT else "",
+            versions=shape.versions(message.pk) if message.pk in shape else None,
+        )
+        for message in messages
+    ]
+
+
+def older_messages_html(
+    conversation: Conversation, page: BranchPage, *, speaker: str, shape: Shape | None = None
+) -> SafeString:
+    """A page of a branch, with the control that loads the page before it on top."""
+    views = branch_views(conversation, page.messages, speaker=speaker, shape=shape)
+    html = "".join(render_message(view) for view in views)
+    if page.has_older and page.messages:
+        url = reverse("older_messages", args=[conversation.pk])
+        html = (
+            render_to_string(
+                "chat/_older_messages.html", {"url": url, "before": page.messages[0].pk}
+            )
+            + html
+        )
+    return mark_safe(html)  # noqa: S308 - rendered templates only
+
+
+def branch_frame(conversation: Conversation, *, speaker: str) -> str:
+    """Every tab shows the current branch instead of the one it showed: its newest
+    messages, or when those are too big for a frame, reloaded over HTTP."""
+    shape = Shape.of(conversation)
+    page = branch_page(conversation, shape)
+    inner = older_messages_html(conversation, page, speaker=speaker, shape=shape)
+    if len(inner.encode()) > FRAME_HTML_BYTES:
+        url = reverse("conversation", args=[conversation.pk])
+        inner = format_html(
+            '<p class="muted" hx-get="{}" hx-trigger="load" hx-target="#messages" '
+            'hx-select="#messages" hx-swap="outerHTML">Loading this branch…</p>',
+            url,
+        )
+    return f'<div id="messages" hx-swap-oob="innerHTML">{inner}</div>'
 
 
 def append_messages_frame(views: list[MessageView]) -> str:
@@ -105,10 +208,17 @@ FRAME_HTML_BYTES = 768 * 1024
 
 def delta_frames(target_id: str, *, offset: int, text: str) -> list[str]:
     """``text`` appended at ``offset``, cut into frames that each fit the limit."""
-    return [
-        delta_frame(target_id, offset=offset + start, text=text[start : start + FRAME_TEXT_CHARS])
-        for start in range(0, len(text), FRAME_TEXT_CHARS)
-    ]
+    return [html for _, _, html in delta_parts(target_id, offset=offset, text=text)]
+
+
+def delta_parts(target_id: str, *, offset: int, text: str) -> list[tuple[int, int, str]]:
+    """Like ``delta_frames``, as ``(start, end, html)``."""
+    parts = []
+    for start in range(0, len(text), FRAME_TEXT_CHARS):
+        chunk = text[start : start + FRAME_TEXT_CHARS]
+        begin = offset + start
+        parts.append((begin, begin + len(chunk), delta_frame(target_id, offset=begin, text=chunk)))
+    return parts
 
 
 def message_frames(view: MessageView) -> list[str]:
@@ -162,6 +272,18 @@ def title_frames(conversation: Conversation) -> str:
     context = {"conversation": conversation, "item": conversation, "oob": True}
     return render_to_string("chat/_title.html", context) + render_to_string(
         "chat/_conversation_link.html", {**context, "active_id": conversation.pk}
+    )
+
+
+def deleted_frame() -> str:
+    """For tabs still showing a conversation that was just deleted."""
+    return str(
+        format_html(
+            '<div id="messages" hx-swap-oob="innerHTML"><p class="muted" role="status">'
+            '{} <a href="/">{}</a></p></div>',
+            _("This conversation was deleted."),
+            _("Start another."),
+        )
     )
 
 

@@ -51,7 +51,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files, compressed and with far-future caching for hashed names.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -87,6 +90,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "chat.context_processors.js_strings",
             ],
         },
     },
@@ -161,7 +165,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+#: Chosen from the browser (Accept-Language), switchable in the page ("Language").
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -169,6 +176,13 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Cache-busted (content-hashed) and pre-compressed once `collectstatic` has run, which
+# `make run` and the Dockerfile do; before that, files are served as they are.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "project.static.CompressedStaticFiles"},
+}
+WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "staticfiles.json").exists()
 
 # HTTPS. Behind a TLS-terminating proxy, set SECURE_COOKIES=true and
 # SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https (the proxy must set that header).
@@ -249,12 +263,23 @@ UPSTREAM_TOTAL_TIMEOUT = envfloat("UPSTREAM_TOTAL_TIMEOUT", 900.0, minimum=1.0)
 PARLEY_DEMO = envbool("PARLEY_DEMO", DEBUG and not _ANY_PROVIDER_KEY)
 # Where the simulator listens; empty starts one inside this process on loopback.
 DEMO_UPSTREAM_URL = envstr("DEMO_UPSTREAM_URL").rstrip("/")
+#: The model a new chat starts on when its persona names none (a model name such as
+#: "MiniMax-M2.7", or an option key). Empty: the newest general MiniMax model.
+DEFAULT_MODEL = envstr("DEFAULT_MODEL", "")
 DEMO_TOKENS_PER_SECOND = envfloat("DEMO_TOKENS_PER_SECOND", 40.0, minimum=0.1)
 # Pad simulated answers to about this many tokens (0: their natural length).
 DEMO_REPLY_TOKENS = envint("DEMO_REPLY_TOKENS", 0, minimum=0)
 
 # Streaming: coalesce tokens into socket frames and batch database flushes.
 REPLY_FRAME_INTERVAL = envfloat("REPLY_FRAME_INTERVAL", 0.05, minimum=0.0)
+#: After a conversation's first reply, ask its model for a short title in the background.
+AUTO_TITLE = envbool("AUTO_TITLE", True)
+#: The largest conversation file a user may import.
+IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+
+#: A socket that receives a reply's frames this long after they were published skips
+#: them and catches up by one snapshot (chat.delivery).
+SOCKET_LAG_LIMIT = envfloat("SOCKET_LAG_LIMIT", 1.0, minimum=0.05)
 REPLY_FLUSH_INTERVAL = envfloat("REPLY_FLUSH_INTERVAL", 1.0, minimum=0.05)
 # Every process touches the replies it is writing this often, in one statement...
 REPLY_HEARTBEAT_INTERVAL = envfloat("REPLY_HEARTBEAT_INTERVAL", 2.0, minimum=0.1)

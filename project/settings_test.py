@@ -22,5 +22,6 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 # Connections opened by database_sync_to_async threads must not outlive a test.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 REPLY_SUPERVISOR = False  # tests that need the orphan reaper start it themselves
+AUTO_TITLE = False  # tests of titles turn it on; it is another upstream request
 # Throttling counters live in the cache: keep them per test process (tests clear it).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -82,9 +82,9 @@ def test_sign_up_chat_watch_it_stream_reload_and_resume(servers, browser, tmp_pa
     watcher.wait_for_timeout(300)
 
     page.bring_to_front()  # background tabs throttle the polling that times this
-    page.get_by_label("Message").fill("Captain, what's our heading?")
+    page.get_by_label("Message", exact=True).fill("Captain, what's our heading?")
     sent_at = time.monotonic()
-    page.get_by_label("Message").press("Enter")
+    page.get_by_label("Message", exact=True).press("Enter")
     page.wait_for_function(
         "document.querySelector('.status-streaming .thinking-body')?.textContent.length > 0"
     )
@@ -139,7 +139,7 @@ def test_stop_keeps_the_partial_reply_in_the_page(servers, browser):
     page.get_by_role("button", name="New chat").click()
     page.wait_for_url("**/c/*/")
     page.wait_for_timeout(300)
-    page.get_by_label("Message").fill("Tell me a long story")
+    page.get_by_label("Message", exact=True).fill("Tell me a long story")
     page.get_by_role("button", name="Send").click()
     page.wait_for_function(f"document.querySelector('{STREAMING_TEXT}')?.textContent.length > 20")
     page.get_by_role("button", name="Stop").click()
@@ -190,7 +190,7 @@ def test_each_api_streams_an_answer_with_its_thinking_block(demo_site, api):
     page.get_by_role("button", name="New chat").click()
     page.wait_for_url("**/c/*/")
     page.wait_for_timeout(300)
-    page.get_by_label("Message").fill(f"Hello from the {api} test")
+    page.get_by_label("Message", exact=True).fill(f"Hello from the {api} test")
     page.get_by_role("button", name="Send").click()
     # Thinking streams live, then the answer, before the reply is finished.
     page.wait_for_function(
@@ -234,7 +234,7 @@ def test_the_composer_keeps_refused_text_and_shift_enter_adds_a_line(demo_site):
     page.get_by_role("button", name="New chat").click()
     page.wait_for_url("**/c/*/")
     page.wait_for_timeout(300)
-    composer = page.get_by_label("Message")
+    composer = page.get_by_label("Message", exact=True)
 
     # Too long for M2-her's 2,048-token window: refused, and the text is not lost.
     too_long = "word " * 3000
@@ -281,7 +281,7 @@ def test_a_message_sent_while_the_server_restarts_is_kept_and_delivered_once(dem
             page.wait_for_url("**/c/*/")
             page.wait_for_timeout(300)
         # The server is gone: the message waits in the composer, not acknowledged.
-        composer = page.get_by_label("Message")
+        composer = page.get_by_label("Message", exact=True)
         composer.fill("Sent during the restart")
         composer.press("Enter")
         page.wait_for_timeout(500)
@@ -293,7 +293,7 @@ def test_a_message_sent_while_the_server_restarts_is_kept_and_delivered_once(dem
                 "document.querySelector('#composer-input').value === ''", timeout=40_000
             )
             page.locator(".message.assistant.status-complete pre code").last.wait_for(
-                timeout=30_000
+                timeout=60_000
             )
             page.reload()
             assert page.locator(".message.user").count() == 1
@@ -320,7 +320,9 @@ def test_the_ui_and_the_admin_work_under_the_content_security_policy(demo_site):
     page.get_by_role("button", name="New chat").click()
     page.wait_for_url("**/c/*/")
     page.wait_for_timeout(500)
-    page.get_by_label("Message").fill("Show me an image: ![x](https://example.com/x.png)")
+    page.get_by_label("Message", exact=True).fill(
+        "Show me an image: ![x](https://example.com/x.png)"
+    )
     page.get_by_role("button", name="Send").click()
     page.locator(".message.assistant.status-complete pre code").last.wait_for(timeout=30_000)
     page.get_by_text("Parameters", exact=True).click()

@@ -4,6 +4,11 @@
 (function () {
   "use strict";
 
+  // The page's language: sentences this script shows, translated on the server.
+  var STRINGS = {};
+  try { STRINGS = JSON.parse(document.getElementById("js-strings").textContent) || {}; } catch (e) {}
+  function t(text) { return STRINGS[text] || text; }
+
   var DELTA = /^<div hx-swap-oob="beforeend:#([\w-]+)" data-offset="(\d+)" data-end="(\d+)"/;
   var syncPending = false;
   var lastFrameAt = Date.now();
@@ -77,7 +82,29 @@
     target.dataset.end = String(end);
   });
 
+  // Screen readers hear a reply once, when it is complete, not every 50 ms frame: the
+  // history is not a live region; the status region announces finished replies.
+  var streamingIds = {};
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var found = /<article id="(m-\d+)" class="message assistant status-streaming"/.exec(event.detail.message);
+    if (found) streamingIds[found[1]] = true;
+  });
+  function announceFinished() {
+    Object.keys(streamingIds).forEach(function (id) {
+      var article = document.getElementById(id);
+      if (!article) { delete streamingIds[id]; return; }
+      if (article.dataset.status === "streaming") return;
+      delete streamingIds[id];
+      var speaker = article.querySelector(".speaker");
+      var body = article.querySelector(".body");
+      var text = body ? body.innerText.trim() : "";
+      if (text.length > 400) text = text.slice(0, 400) + "…";
+      announce((speaker ? speaker.textContent + ": " : "") + (text || article.dataset.status));
+    });
+  }
+
   document.addEventListener("htmx:wsAfterMessage", function () {
+    announceFinished();
     var messages = document.getElementById("messages");
     if (messages && messages.dataset.stick) messages.scrollTop = messages.scrollHeight;
     var status = document.getElementById("composer-error");
@@ -102,11 +129,11 @@
   document.addEventListener("htmx:wsClose", function () {
     if (!pending) return;
     if (pending.resent) {
-      composerStatus("Your message was not sent. Press Send to try again.");
+      composerStatus(t("Your message was not sent. Press Send to try again."));
       pending = null;
       setSending(false);
     } else {
-      composerStatus("Connection lost before your message was confirmed. It will be sent again when Parley reconnects.");
+      composerStatus(t("Connection lost before your message was confirmed. It will be sent again when Parley reconnects."));
     }
   });
 
@@ -128,7 +155,136 @@
     );
   });
 
+  // Copy buttons: a code block's code, or a message's text. "Copied" confirms it, on the
+  // button and to screen readers.
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } finally { document.body.removeChild(area); }
+    return Promise.resolve();
+  }
+
+  function announce(text) {
+    var status = document.getElementById("live-status");
+    if (!status) return;
+    status.textContent = "";
+    setTimeout(function () { status.textContent = text; }, 50);
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    if (!button) return;
+    var source = button.dataset.copy === "code"
+      ? button.closest(".code-block").querySelector("code")
+      : button.closest(".message").querySelector(".body");
+    if (!source) return;
+    copyText(source.innerText.replace(/\n$/, "")).then(function () {
+      var label = button.textContent;
+      button.textContent = t("Copied");
+      announce(t("Copied"));
+      setTimeout(function () { button.textContent = label; }, 1500);
+    });
+  });
+
+  // Edit opens the message's form in place; Cancel closes it.
+  function toggleEdit(id, open) {
+    var form = document.getElementById("edit-" + id);
+    var button = document.querySelector('[data-edit="' + id + '"]');
+    if (!form) return;
+    form.hidden = !open;
+    if (button) button.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) form.querySelector("textarea").focus();
+    else if (button) button.focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest) return;
+    // A button that shows or hides a form (Rename).
+    var toggle = event.target.closest("[data-toggle]");
+    if (toggle) {
+      var target = document.getElementById(toggle.dataset.toggle);
+      if (target) {
+        target.hidden = !target.hidden;
+        document.querySelectorAll('[data-toggle="' + toggle.dataset.toggle + '"][aria-expanded]').forEach(function (b) {
+          b.setAttribute("aria-expanded", target.hidden ? "false" : "true");
+        });
+        var field = !target.hidden && target.querySelector("input:not([type=hidden]), textarea");
+        if (field) { field.focus(); field.select && field.select(); }
+      }
+    }
+    // A button that opens a confirmation dialog (Delete), and the dialog's Cancel.
+    var opener = event.target.closest("[data-dialog]");
+    if (opener) {
+      var dialog = document.getElementById(opener.dataset.dialog);
+      if (dialog && dialog.showModal) dialog.showModal();
+    }
+    var closer = event.target.closest("[data-close-dialog]");
+    if (closer) closer.closest("dialog").close();
+    var edit = event.target.closest("[data-edit]");
+    if (edit) toggleEdit(edit.dataset.edit, true);
+    var cancel = event.target.closest("[data-edit-cancel]");
+    if (cancel) toggleEdit(cancel.dataset.editCancel, false);
+  });
+
+  // Phone: the sidebar is a drawer behind "Menu".
+  function setDrawer(open) {
+    document.body.classList.toggle("drawer-open", open);
+    var button = document.querySelector("[data-drawer]");
+    if (button) button.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) {
+      var first = document.querySelector("#sidebar a, #sidebar button, #sidebar select");
+      if (first) first.focus();
+    } else if (button && button.offsetParent) {
+      button.focus();
+    }
+  }
+
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest) return;
+    if (event.target.closest("[data-drawer]")) {
+      setDrawer(!document.body.classList.contains("drawer-open"));
+    } else if (document.body.classList.contains("drawer-open") && !event.target.closest("#sidebar")) {
+      setDrawer(false); // a tap outside the drawer closes it
+    }
+  });
+
+  function typing(target) {
+    return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  }
+
+  // Shortcuts, listed in the "Keyboard shortcuts" dialog.
   document.addEventListener("keydown", function (event) {
+    if (event.defaultPrevented) return;
+    if ((event.ctrlKey || event.metaKey) && event.shiftKey && (event.key === "O" || event.key === "o")) {
+      var newChat = document.querySelector("form.new-chat");
+      if (newChat) { event.preventDefault(); newChat.requestSubmit(); }
+      return;
+    }
+    if (event.key === "Escape") {
+      if (document.querySelector("dialog[open]")) return; // the dialog closes itself
+      if (document.body.classList.contains("drawer-open")) { setDrawer(false); return; }
+      if (event.target.closest && event.target.closest(".edit-form, .rename-form")) return;
+      var stop = document.querySelector(".chat:has(.status-streaming) .stop");
+      if (stop) { event.preventDefault(); stop.click(); }
+      return;
+    }
+    if (event.key === "?" && !typing(event.target)) {
+      var help = document.getElementById("shortcuts-dialog");
+      if (help && !help.open) { event.preventDefault(); help.showModal(); }
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && event.target.closest && event.target.closest(".edit-form")) {
+      toggleEdit(event.target.closest(".edit-form").id.replace("edit-", ""), false);
+      return;
+    }
     if (event.target.id !== "composer-input") return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
@@ -136,8 +292,101 @@
     }
   });
 
+  // Long conversations show their newest messages; older ones load when the top of the
+  // history scrolls into view (or on "Load earlier messages"), keeping the scroll place.
+  var historyReady = false;
+  var olderObserver = window.IntersectionObserver
+    ? new IntersectionObserver(function (entries) {
+        entries.forEach(function (entry) {
+          if (entry.isIntersecting) {
+            olderObserver.unobserve(entry.target);
+            htmx.trigger(entry.target, "loadolder");
+          }
+        });
+      })
+    : null;
+
+  function watchOlder() {
+    if (!historyReady || !olderObserver) return;
+    document.querySelectorAll(".older-messages:not([data-watched])").forEach(function (el) {
+      el.dataset.watched = "1";
+      olderObserver.observe(el);
+    });
+  }
+
+  var keepFromBottom = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var messages = document.getElementById("messages");
+    if (messages && event.detail.target.classList && event.detail.target.classList.contains("older-messages")) {
+      keepFromBottom = messages.scrollHeight - messages.scrollTop;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    var messages = document.getElementById("messages");
+    if (messages && keepFromBottom !== null) {
+      messages.scrollTop = messages.scrollHeight - keepFromBottom;
+      keepFromBottom = null;
+    }
+  });
+  document.addEventListener("htmx:load", watchOlder);
+
+  // Times: relative ("5 minutes ago") in the page's language, exact on hover.
+  function relativeTimes() {
+    if (!window.Intl || !Intl.RelativeTimeFormat) return;
+    var lang = document.documentElement.lang || undefined;
+    var format = new Intl.RelativeTimeFormat(lang, { numeric: "auto" });
+    var now = Date.now();
+    document.querySelectorAll("time[datetime]").forEach(function (el) {
+      var then = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(then)) return;
+      var seconds = Math.round((then - now) / 1000);
+      var minutes = Math.round(seconds / 60), hours = Math.round(seconds / 3600);
+      var days = Math.round(seconds / 86400);
+      var text;
+      if (Math.abs(seconds) < 60) text = format.format(0, "second");
+      else if (Math.abs(minutes) < 60) text = format.format(minutes, "minute");
+      else if (Math.abs(hours) < 24) text = format.format(hours, "hour");
+      else if (Math.abs(days) < 7) text = format.format(days, "day");
+      else text = new Date(then).toLocaleDateString(lang);
+      el.textContent = text;
+      el.title = new Date(then).toLocaleString(lang);
+    });
+  }
+  document.addEventListener("htmx:load", relativeTimes);
+
+  // New chat: a persona selects the model it starts on and shows its description; the
+  // chosen model's full label shows under the (narrow) picker.
+  function showPickers() {
+    var persona = document.getElementById("new-chat-persona");
+    var model = document.getElementById("new-chat-model");
+    var description = document.getElementById("persona-description");
+    var hint = document.getElementById("model-hint");
+    if (persona && description) {
+      var chosen = persona.options[persona.selectedIndex];
+      description.textContent = (chosen && chosen.dataset.description) || "";
+    }
+    if (model && hint) {
+      var option = model.options[model.selectedIndex];
+      hint.textContent = option ? option.textContent : "";
+    }
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("[data-autosubmit]")) event.target.form.requestSubmit();
+    if (event.target.id === "new-chat-persona") {
+      var chosen = event.target.options[event.target.selectedIndex];
+      var model = document.getElementById("new-chat-model");
+      if (chosen && chosen.dataset.model && model) model.value = chosen.dataset.model;
+    }
+    if (event.target.id === "new-chat-persona" || event.target.id === "new-chat-model") showPickers();
+  });
+  document.addEventListener("DOMContentLoaded", showPickers);
+  document.addEventListener("htmx:wsAfterMessage", relativeTimes);
+  setInterval(relativeTimes, 60000);
+
   document.addEventListener("DOMContentLoaded", function () {
     var messages = document.getElementById("messages");
     if (messages) messages.scrollTop = messages.scrollHeight;
+    historyReady = true;
+    watchOlder();
   });
 })();
