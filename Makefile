@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-unit test-integration test-faults lint format bench bench-relay bench-long-chat simulator clean
+.PHONY: install run test test-unit test-integration test-faults lint format bench bench-relay bench-long-chat bench-markdown simulator clean
 
 install: $(STAMP)
 
@@ -49,6 +49,9 @@ bench: install
 
 bench-long-chat: install
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.benchmarks.long_chat
+
+bench-markdown: install
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.benchmarks.streaming_markdown
 
 bench-relay: install
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.benchmarks.relay --steps 10,50,100,150

@@ -6,12 +6,14 @@ light and dark in chat.css) and carry a "Copy" button.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from django.utils.html import escape, format_html, strip_tags
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
@@ -101,3 +103,37 @@ def _link_open(self, tokens, idx, options, env) -> str:  # type: ignore[no-untyp
 
 def render_markdown(text: str) -> SafeString:
     return mark_safe(_renderer().render(text))  # noqa: S308 - escaped by the renderer
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def open_block_start(text: str) -> int:
+    """Where the last top-level block of ``text`` begins, in code points; 0 when there is
+    only one. Every block before it is finished: whatever text follows cannot change how
+    it renders (a list or a quote still being written is the last block, whole). Link
+    reference definitions are the exception: a reply using them renders them at the end."""
+    # Only whole lines count: the line a block begins on decides what block it is ("3"
+    # may be a paragraph or, once ". three" follows, a list item continuing the list).
+    complete = max(text.rfind("\n"), text.rfind("\r")) + 1
+    if not complete:
+        return 0
+    text = text[:complete]
+    # The block rules alone (no inline parsing): only where blocks begin matters here.
+    # markdown-it's normalize step, which the block parser expects done: same line count.
+    source = text.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
+    tokens: list[Token] = []
+    renderer = _renderer()
+    renderer.block.parse(source, renderer, {}, tokens)
+    lines = [
+        token.map[0]
+        for token in tokens
+        if token.level == 0 and token.nesting >= 0 and token.map is not None
+    ]
+    if len(lines) < 2 or lines[-1] == 0:
+        return 0
+    # markdown-it counts lines after normalising "\r\n" and "\r" to "\n".
+    for number, match in enumerate(_LINE_BREAK.finditer(text), start=1):
+        if number == lines[-1]:
+            return match.end()
+    return 0

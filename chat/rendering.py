@@ -1,8 +1,13 @@
 """HTML for the page and for socket frames. Frames are htmx out-of-band swaps.
 
 Every streaming text region carries ``data-end``: the length (in code points) of the
-text it shows. Delta frames say where they start and end, so the browser can drop a
+text it holds. Delta frames say where they start and end, so the browser can drop a
 duplicate and ask for a snapshot when it sees a gap.
+
+A streaming reply's finished markdown blocks show rendered (``chat.streaming.
+SettledMarkdown``): settle parts append them to ``#m-N-done`` and say which stretch of
+the raw text they cover (``data-settle-from``/``-to``), which the browser then hides.
+The raw text stays whole in ``#m-N-text``, so offsets never change meaning.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from chat.markdown import render_markdown
 from chat.models import Conversation, Message
+from chat.streaming import Segment
 from chat.tree import BranchPage, Shape, Versions, branch_page
 from providers.clients.budget import estimate_tokens
 
@@ -46,6 +52,8 @@ class MessageView:
     #: Whether it answers a message (a persona's greeting does not: nothing to redo).
     has_parent: bool = True
     created_at: datetime | None = None
+    #: A streaming reply's finished blocks, rendered, in order from the start.
+    settled: tuple[Segment, ...] = ()
 
     @classmethod
     def from_message(
@@ -130,6 +138,22 @@ class MessageView:
     @property
     def content_end(self) -> int:
         return len(self.content)
+
+    @property
+    def settled_end(self) -> int:
+        return self.settled[-1].end if self.settled else 0
+
+    @property
+    def settled_html(self) -> SafeString:
+        return mark_safe("".join(segment.html for segment in self.settled))  # noqa: S308
+
+    @property
+    def settled_text(self) -> str:
+        return self.content[: self.settled_end]
+
+    @property
+    def open_text(self) -> str:
+        return self.content[self.settled_end :]
 
     @property
     def reasoning_end(self) -> int:
@@ -229,21 +253,7 @@ def message_frames(view: MessageView) -> list[str]:
     that loads its body over HTTP.
     """
     if view.is_streaming:
-        head = replace(
-            view,
-            content=view.content[:FRAME_TEXT_CHARS],
-            reasoning=view.reasoning[:FRAME_TEXT_CHARS],
-        )
-        frames = [render_message(head)]
-        frames += delta_frames(
-            f"{view.dom_id}-reasoning",
-            offset=len(head.reasoning),
-            text=view.reasoning[len(head.reasoning) :],
-        )
-        frames += delta_frames(
-            f"{view.dom_id}-text", offset=len(head.content), text=view.content[len(head.content) :]
-        )
-        return frames
+        return _streaming_frames(view)
     size = len(view.content) + len(view.reasoning)
     if size <= FRAME_TEXT_CHARS or view.conversation_id is None:
         return [render_message(view)]
@@ -253,6 +263,55 @@ def message_frames(view: MessageView) -> list[str]:
         return [html]
     url = reverse("message", args=[view.conversation_id, view.id])
     return [render_message(replace(view, content="", reasoning="", load_url=url))]
+
+
+def _streaming_frames(view: MessageView) -> list[str]:
+    """A streaming message as its shell with as much as fits, then the rest of its text
+    as deltas, each settled segment following the text it covers."""
+    head_text = view.content[:FRAME_TEXT_CHARS]
+    fitting, size = 0, 0
+    for segment in view.settled:
+        size += len(segment.html)
+        if segment.end > len(head_text) or size > FRAME_HTML_BYTES - 6 * len(head_text):
+            break
+        fitting += 1
+    head = replace(
+        view,
+        content=head_text,
+        reasoning=view.reasoning[:FRAME_TEXT_CHARS],
+        settled=view.settled[:fitting],
+    )
+    frames = [render_message(head)]
+    frames += delta_frames(
+        f"{view.dom_id}-reasoning",
+        offset=len(head.reasoning),
+        text=view.reasoning[len(head.reasoning) :],
+    )
+    position = len(head_text)
+    for segment in view.settled[fitting:]:
+        if segment.end > position:
+            frames += delta_frames(
+                f"{view.dom_id}-text", offset=position, text=view.content[position : segment.end]
+            )
+            position = segment.end
+        frames.append(settle_part(view.id, segment))
+    frames += delta_frames(f"{view.dom_id}-text", offset=position, text=view.content[position:])
+    return frames
+
+
+def settle_part(message_id: int, segment: Segment) -> str:
+    """Rendered blocks appended to a streaming reply; the browser then hides the raw
+    text they cover (``content[start:end]``)."""
+    return str(
+        format_html(
+            '<div hx-swap-oob="beforeend:#m-{}-done" data-settle-from="{}" data-settle-to="{}">'
+            "{}</div>",
+            message_id,
+            segment.start,
+            segment.end,
+            mark_safe(segment.html),  # noqa: S308 - rendered by chat.markdown, escaped
+        )
+    )
 
 
 def delta_frame(target_id: str, *, offset: int, text: str) -> str:

@@ -6,8 +6,72 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from chat.markdown import open_block_start, render_markdown
 from chat.text import StreamCleaner
 from providers.clients.types import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Finished blocks of a streaming reply: ``content[start:end]``, rendered."""
+
+    start: int
+    end: int
+    html: str
+
+
+@dataclass
+class SettledMarkdown:
+    """The finished blocks of a streaming reply, each rendered once.
+
+    While a reply streams, the blocks it has finished show rendered and only the block
+    being written shows as plain text. After each frame's new text the open part (from
+    the last settled block on) is parsed again to find where its last block begins;
+    whatever lies before that is rendered and never touched again. The work per frame is
+    the open block's parse plus the new blocks' render, not the whole reply's, and only
+    when a line has ended since the last parse (a block can only finish at a line break).
+
+    A long open block (a list that goes on and on) is parsed again only each time it has
+    grown by an eighth, so its cost per character stays constant; the blocks after it
+    settle a little later. An open block longer than ``scan_limit``, or blocks whose HTML
+    would crowd a socket frame, end settling for this reply: the rest stays plain until
+    the final render.
+    """
+
+    scan_limit: int = 32 * 1024
+    rescan_every: int = 2048
+    html_limit: int = 192 * 1024
+    end: int = 0
+    segments: list[Segment] = field(default_factory=list)
+    enabled: bool = True
+    #: How much text the last parse saw.
+    scanned: int = 0
+
+    def advance(self, content: str) -> Segment | None:
+        """Settle what ``content`` (the text published so far) has finished, if anything."""
+        if not self.enabled or len(content) <= self.end:
+            return None
+        if len(content) - self.end > self.scan_limit:
+            self.enabled = False
+            return None
+        since = max(self.end, self.scanned - 1)
+        if "\n" not in content[since:] and "\r" not in content[since:]:
+            return None
+        open_length = len(content) - self.end
+        if open_length > self.rescan_every and len(content) - self.scanned < open_length // 8:
+            return None  # a long open block: parse again once it has grown by an eighth
+        self.scanned = len(content)
+        start = open_block_start(content[self.end :])
+        if not start:
+            return None
+        html = str(render_markdown(content[self.end : self.end + start]))
+        if len(html) > self.html_limit:
+            self.enabled = False
+            return None
+        segment = Segment(self.end, self.end + start, html)
+        self.segments.append(segment)
+        self.end = segment.end
+        return segment
 
 
 @dataclass
@@ -29,6 +93,7 @@ class ReplyBuffer:
     provider_data: dict[str, Any] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
     first_token_at: float | None = None
+    settled: SettledMarkdown = field(default_factory=SettledMarkdown)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _text_cleaner: StreamCleaner = field(default_factory=StreamCleaner, repr=False)
     _reasoning_cleaner: StreamCleaner = field(default_factory=StreamCleaner, repr=False)

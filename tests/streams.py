@@ -18,6 +18,23 @@ STREAMING_BODY = re.compile(
     re.S,
 )
 
+#: Settled-blocks parts: rendered HTML for text the deltas already carried.
+SETTLE = re.compile(
+    r'<div hx-swap-oob="beforeend:#(?P<target>m-\d+)-done" data-settle-from="(?P<start>\d+)" '
+    r'data-settle-to="(?P<end>\d+)">',
+)
+SETTLED_BODY = re.compile(
+    r'<div id="(?P<target>m-\d+)-done" class="settled" data-settled="(?P<end>\d+)">'
+    r'(?P<html>.*?)</div><div id="m-\d+-text"',
+    re.S,
+)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def region_text(markup: str) -> str:
+    """The raw text a streaming region holds (its settled part sits in a hidden span)."""
+    return html.unescape(_TAG.sub("", markup))
+
 
 @dataclass
 class Transcript:
@@ -29,11 +46,15 @@ class Transcript:
     gaps: int = 0
     #: Every text a region showed, in order, to check what a person would have seen.
     shown: dict[str, list[str]] = field(default_factory=dict)
+    #: Per message ("m-7"), the rendered blocks settled so far and where they end.
+    settled: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def apply(self, frame: str) -> None:
         self.frames.append(frame)
         for match in STREAMING_BODY.finditer(frame):
-            self._show(match["target"], html.unescape(match["text"]))
+            self._show(match["target"], region_text(match["text"]))
+        for match in SETTLED_BODY.finditer(frame):
+            self.settled[match["target"]] = (int(match["end"]), match["html"])
         for match in DELTA.finditer(frame):
             have = self.regions.get(match["target"], "")
             offset, end = int(match["offset"]), int(match["end"])
@@ -43,6 +64,14 @@ class Transcript:
                 self.gaps += 1
                 continue
             self._show(match["target"], have + html.unescape(match["text"]))
+        # A settle part is the last part of its frame.
+        for match in SETTLE.finditer(frame):
+            end, rendered = self.settled.get(match["target"], (0, ""))
+            if int(match["start"]) != end:
+                self.gaps += 1
+                continue
+            part = frame[match.end() :].removesuffix("</div>")
+            self.settled[match["target"]] = (int(match["end"]), rendered + part)
 
     def _show(self, target: str, text: str) -> None:
         self.regions[target] = text
@@ -50,6 +79,10 @@ class Transcript:
 
     def text(self, message_id: int, kind: str = "text") -> str:
         return self.regions.get(f"m-{message_id}-{kind}", "")
+
+    def rendered(self, message_id: int) -> tuple[int, str]:
+        """How much of a streaming reply's text showed rendered, and its HTML."""
+        return self.settled.get(f"m-{message_id}", (0, ""))
 
 
 async def receive_until(

@@ -74,6 +74,33 @@ def test_code_is_highlighted_and_copy_buttons_work_by_keyboard(site):
     page.close()
 
 
+def test_finished_blocks_show_rendered_while_the_reply_streams_and_do_not_move(site):
+    base_url, _, context, simulator_url = site
+    page = context.new_page()
+    _chat(page, base_url)
+    queue_fault(simulator_url, "pace=15")
+    page.get_by_label("Message", exact=True).fill("Explain with code")
+    page.get_by_label("Message", exact=True).press("Enter")
+    streaming = page.locator(".message.assistant.status-streaming")
+    # The opening paragraph's "*(Offline demo …)*" shows as emphasis, not asterisks.
+    first = streaming.locator(".settled > p").first
+    first.wait_for()
+    assert first.locator("em").count() == 1
+    assert "*(Offline" not in streaming.locator(".body").inner_text()
+    reply_id = streaming.get_attribute("id")
+    # The raw text of what is rendered stays in the page, hidden, whole.
+    raw = page.locator(f"#{reply_id}-text").text_content()
+    assert "*(Offline demo" in raw and page.locator(f"#{reply_id}-text .settled-raw").is_hidden()
+    # Measured from the top of the reply's body (the thinking block above it folds away).
+    body = page.locator(f"#{reply_id} .body")
+    text, top = first.inner_text(), first.bounding_box()["y"] - body.bounding_box()["y"]
+    page.locator(f"#{reply_id}.status-complete").wait_for(timeout=60_000)
+    after = page.locator(f"#{reply_id} .body > p").first
+    assert after.inner_text() == text
+    assert abs(after.bounding_box()["y"] - body.bounding_box()["y"] - top) < 1
+    page.close()
+
+
 def test_the_keyboard_reaches_everything(site):
     base_url, _, context, simulator_url = site
     page = context.new_page()

@@ -10,6 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat import actions
+from chat.markdown import render_markdown
 from chat.models import Message
 from tests.streams import Transcript, has_delta, is_final, receive_until
 
@@ -209,3 +210,19 @@ async def test_garbage_on_the_socket_gets_an_error_not_a_crash(connect, owner, c
     await socket.send_to(text_data="{not json")
     await receive_until(socket, lambda f: "could not be read" in f)
     await socket.send_to(text_data=json.dumps({"action": "sync"}))
+
+
+async def test_finished_blocks_arrive_rendered_while_the_reply_streams(
+    connect, owner, conversation, fast_frames
+):
+    socket, _ = await connect(owner, conversation.pk)
+    await _send(socket, "Show me some code")
+    transcript = Transcript()
+    reply_id = await _reply_id(socket, transcript)
+    final = await receive_until(socket, is_final(reply_id), transcript)
+    message = await _message(reply_id)
+    end, rendered = transcript.rendered(reply_id)
+    assert 0 < end < len(message.content) and transcript.gaps == 0
+    assert rendered == render_markdown(message.content[:end])
+    # The final render begins with exactly what was shown: nothing settled moves.
+    assert f'<div class="body markdown">{rendered}' in final

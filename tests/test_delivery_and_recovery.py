@@ -15,7 +15,7 @@ from django.utils import timezone
 from chat import actions
 from chat.models import Message
 from chat.rendering import FRAME_TEXT_CHARS, MessageView, message_frames
-from chat.streaming import ReplyBuffer
+from chat.streaming import ReplyBuffer, SettledMarkdown
 from chat.text import StreamCleaner, clean_text
 from chat.tree import append
 from tests.streams import Transcript, is_final, receive_until
@@ -165,6 +165,28 @@ def test_a_streaming_snapshot_is_cut_into_frames_that_rebuild_the_text():
     for frame in frames:
         transcript.apply(frame)
     assert transcript.text(7) == text and transcript.gaps == 0
+
+
+def test_a_streaming_snapshot_carries_the_rendered_blocks_after_the_text_they_cover():
+    text = "A paragraph with *emphasis* & <tags>.\n\n" * 8000  # beyond one frame's text
+    settled = SettledMarkdown()
+    for end in range(100, len(text) + 100, 100):
+        settled.advance(text[:end])
+    view = MessageView(
+        id=7,
+        role="assistant",
+        status="streaming",
+        content=text,
+        settled=tuple(settled.segments),
+    )
+    frames = message_frames(view)
+    assert all(len(frame.encode()) < 1024 * 1024 for frame in frames)
+    transcript = Transcript()
+    for frame in frames:
+        transcript.apply(frame)
+    assert transcript.text(7) == text and transcript.gaps == 0
+    assert transcript.rendered(7) == (settled.end, "".join(s.html for s in settled.segments))
+    assert settled.end > FRAME_TEXT_CHARS
 
 
 def test_a_finished_reply_too_big_for_a_frame_is_loaded_over_http(client_for, owner, conversation):

@@ -1,11 +1,15 @@
-"""Replies render as safe markdown: code highlighted on the server, with copy buttons."""
+"""Replies render as safe markdown: code highlighted on the server, with copy buttons,
+and finished blocks render while the reply is still streaming."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from chat.highlight_css import stylesheet
-from chat.markdown import render_markdown
+from chat.markdown import open_block_start, render_markdown
+from chat.streaming import SettledMarkdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +38,85 @@ def test_the_committed_highlight_stylesheet_is_current():
     assert committed == stylesheet(), (
         "run: python -m chat.highlight_css > static/chat/highlight.css"
     )
+
+
+DOCUMENT = """# Plan
+
+First a paragraph with *emphasis* and `code`,
+running over two lines.
+
+1. one
+2. two
+
+   still two
+
+3. three
+
+| a | b |
+|---|---|
+| 1 | 2 |
+
+> a quote
+that continues lazily
+
+```python
+def f(x):
+    return x * 2
+```
+
+Setext title
+------------
+
+Last words."""
+
+
+def _settle_in_frames(text: str, size: int) -> SettledMarkdown:
+    settled = SettledMarkdown()
+    for end in range(size, len(text) + size, size):
+        settled.advance(text[:end])
+    return settled
+
+
+@pytest.mark.parametrize("size", [1, 7, 40, 1000])
+def test_settled_blocks_and_the_open_block_render_exactly_as_the_whole_reply(size):
+    settled = _settle_in_frames(DOCUMENT, size)
+    assert settled.enabled and len(settled.segments) >= (4 if size < 100 else 1)
+    assert [s.start for s in settled.segments] == [0] + [s.end for s in settled.segments[:-1]]
+    joined = "".join(s.html for s in settled.segments)
+    assert joined + render_markdown(DOCUMENT[settled.end :]) == render_markdown(DOCUMENT)
+
+
+def test_a_simulated_reply_settles_the_same_way():
+    from providers.simulator.replies import compose
+
+    reply = compose([{"role": "user", "content": "Show me"}], length=400).answer
+    settled = _settle_in_frames(reply, 12)
+    joined = "".join(s.html for s in settled.segments)
+    assert settled.segments and joined + render_markdown(reply[settled.end :]) == render_markdown(
+        reply
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "open_part"),
+    [
+        ("one paragraph", "one paragraph"),
+        ("para\n\nnext\n", "next\n"),
+        ("```py\nx = 1\n\nstill code\n", "```py\nx = 1\n\nstill code\n"),
+        ("1. a\n2. b\n\n3. c", "1. a\n2. b\n\n3. c"),
+        ("> q\nlazy", "> q\nlazy"),
+        ("a\r\n\r\nb\r\n", "b\r\n"),
+        ("para\n\n3", "para\n\n3"),  # "3" or "3. a list item": wait for the line to end
+        ("para\n\n3\n", "3\n"),
+    ],
+)
+def test_only_finished_blocks_are_settled(text, open_part):
+    assert text[open_block_start(text) :] == open_part
+
+
+def test_an_open_block_too_long_to_rescan_ends_settling_for_that_reply():
+    settled = SettledMarkdown(scan_limit=200)
+    text = "Intro.\n\n" + "".join(f"{n}. item\n" for n in range(1, 80))
+    for end in range(10, len(text) + 10, 10):
+        settled.advance(text[:end])
+    assert not settled.enabled and settled.end == len("Intro.\n\n")

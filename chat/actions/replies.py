@@ -25,7 +25,7 @@ from chat.actions.common import DB_ERRORS, ProcessLoop, retry_db
 from chat.actions.conversations import prepare_request, speaker_for
 from chat.actions.titles import suggest_title, wait_for_titles
 from chat.models import Message
-from chat.rendering import MessageView, delta_parts, message_frames
+from chat.rendering import MessageView, delta_parts, message_frames, settle_part
 from chat.streaming import ReplyBuffer, loop_pace
 from chat.tree import path_to, versions_of
 from providers import registry
@@ -358,6 +358,10 @@ async def _publish_deltas(context: ReplyContext, buffer: ReplyBuffer) -> None:
         )
         for start, end, html in delta_parts(f"m-{reply_id}-{name}", offset=offset, text=text)
     ]
+    if content and (segment := buffer.settled.advance(buffer.content)) is not None:
+        # Finished blocks ride with the text that finished them, after it.
+        region, start, end, html = parts[-1]
+        parts[-1] = (region, start, end, html + settle_part(reply_id, segment))
     group = events.conversation_group(context.conversation_id)
     position = [reasoning_offset, content_offset]
     batches: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
@@ -420,6 +424,7 @@ async def send_snapshot(live: LiveReply, channel: str) -> None:
         status=Message.Status.STREAMING,
         content=buffer.content[: buffer.published_content],
         reasoning=buffer.reasoning[: buffer.published_reasoning],
+        settled=tuple(buffer.settled.segments),
         speaker=context.speaker,
         conversation_id=context.conversation_id,
     )

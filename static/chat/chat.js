@@ -9,7 +9,6 @@
   try { STRINGS = JSON.parse(document.getElementById("js-strings").textContent) || {}; } catch (e) {}
   function t(text) { return STRINGS[text] || text; }
 
-  var DELTA = /^<div hx-swap-oob="beforeend:#([\w-]+)" data-offset="(\d+)" data-end="(\d+)"/;
   var syncPending = false;
   var lastFrameAt = Date.now();
   var activeSocket = null;
@@ -54,32 +53,86 @@
   });
 
   // Delta frames say where their text starts and ends. Drop duplicates; on a gap
-  // (frames missed while reconnecting) ask the server for a snapshot instead.
+  // (frames missed while reconnecting) ask the server for a snapshot instead. Settle
+  // parts append a streaming reply's finished blocks, rendered, and name the stretch of
+  // raw text they cover; once swapped in, that raw text is hidden.
+  var PART = /<div hx-swap-oob="beforeend:#([\w-]+)" (?:data-offset="(\d+)" data-end="(\d+)"|data-settle-from="(\d+)" data-settle-to="(\d+)")/g;
+  var settles = [];
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
     lastFrameAt = Date.now();
     activeSocket = event.detail.socketWrapper;
     var messages = document.getElementById("messages");
     if (messages) messages.dataset.stick = nearBottom(messages) ? "1" : "";
-    var match = DELTA.exec(event.detail.message);
-    if (!match) {
-      // A streaming message's full HTML is the snapshot our sync request asked for.
-      if (event.detail.message.indexOf('data-status="streaming"') !== -1) syncPending = false;
+    var text = event.detail.message;
+    var ends = {}, settled = {}, found = [], fresh = 0, stale = 0, gap = false, match;
+    PART.lastIndex = 0;
+    while ((match = PART.exec(text))) {
+      var target = document.getElementById(match[1]);
+      if (!target) { gap = true; break; }
+      if (match[2] !== undefined) {
+        var have = match[1] in ends ? ends[match[1]] : Number(target.dataset.end || 0);
+        var end = Number(match[3]);
+        if (end <= have) { stale++; continue; }
+        if (Number(match[2]) !== have) { gap = true; break; }
+        ends[match[1]] = end;
+        fresh++;
+      } else {
+        var done = match[1] in settled ? settled[match[1]] : Number(target.dataset.settled || 0);
+        var to = Number(match[5]);
+        if (to <= done) { stale++; continue; }
+        if (Number(match[4]) !== done) { gap = true; break; }
+        settled[match[1]] = to;
+        found.push({ id: match[1], from: done, to: to });
+        fresh++;
+      }
+    }
+    if (!gap && !stale && !fresh) {
+      // Not a delta. A streaming message's full HTML is the snapshot a sync asked for.
+      if (text.indexOf('data-status="streaming"') !== -1) syncPending = false;
       return;
     }
-    var target = document.getElementById(match[1]);
-    var offset = Number(match[2]);
-    var end = Number(match[3]);
-    var have = target ? Number(target.dataset.end || 0) : -1;
-    if (target && end <= have) {
-      event.preventDefault();
-      return;
-    }
-    if (!target || offset !== have) {
+    if (gap || (stale && fresh)) {
       event.preventDefault();
       requestSync(event.detail.socketWrapper);
       return;
     }
-    target.dataset.end = String(end);
+    if (!fresh) { event.preventDefault(); return; }
+    Object.keys(ends).forEach(function (id) { document.getElementById(id).dataset.end = String(ends[id]); });
+    Object.keys(settled).forEach(function (id) { document.getElementById(id).dataset.settled = String(settled[id]); });
+    settles = settles.concat(found);
+  });
+
+  // Move ``count`` code points from the start of a streaming text's visible part into
+  // its hidden, already-rendered part.
+  function hideSettled(textElement, count) {
+    var hidden = textElement.querySelector(".settled-raw");
+    if (!hidden) {
+      hidden = document.createElement("span");
+      hidden.className = "settled-raw";
+      hidden.hidden = true;
+      textElement.insertBefore(hidden, textElement.firstChild);
+    }
+    var open = "";
+    while (hidden.nextSibling) {
+      open += hidden.nextSibling.textContent;
+      textElement.removeChild(hidden.nextSibling);
+    }
+    var index = 0;
+    for (var seen = 0; seen < count && index < open.length; seen++) {
+      var code = open.charCodeAt(index);
+      index += code >= 0xd800 && code <= 0xdbff ? 2 : 1;
+    }
+    hidden.textContent += open.slice(0, index);
+    textElement.appendChild(document.createTextNode(open.slice(index)));
+  }
+
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var pendingSettles = settles;
+    settles = [];
+    pendingSettles.forEach(function (settle) {
+      var textElement = document.getElementById(settle.id.replace(/-done$/, "-text"));
+      if (textElement) hideSettled(textElement, settle.to - settle.from);
+    });
   });
 
   // Screen readers hear a reply once, when it is complete, not every 50 ms frame: the

@@ -41,7 +41,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from tests.live import ROOT, free_port, wait_for_port
-from tests.streams import STREAMING_BODY
+from tests.streams import STREAMING_BODY, region_text
 
 DELTA = re.compile(
     r'<div hx-swap-oob="beforeend:#m-(\d+)-(text|reasoning)" data-offset="(\d+)" '
@@ -191,7 +191,7 @@ async def follow(ws, stream: Stream, deadline: float) -> None:  # type: ignore[n
             return
         for match in STREAMING_BODY.finditer(frame):  # a snapshot: the socket fell behind
             if match["target"] == f"m-{stream.reply_id}-text":
-                stream.shown = html.unescape(match["text"])
+                stream.shown = region_text(match["text"])
                 stream.snapshots += 1
                 stream.frames.append((now, int(match["end"])))
         for match in DELTA.finditer(frame):
