@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 
 
 class ApprovedUserMiddleware:
@@ -20,6 +22,25 @@ class ApprovedUserMiddleware:
             if request.path not in allowed and not request.path.startswith("/static/"):
                 return redirect("pending")
         return self.get_response(request)
+
+
+class TimeZoneMiddleware:
+    """Dates in the signed-in user's own time zone (the browser's, kept on the account)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        name = getattr(getattr(request, "user", None), "time_zone", "")
+        try:
+            zone = zoneinfo.ZoneInfo(name) if name else None
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone = None
+        if zone is None:
+            timezone.deactivate()
+            return self.get_response(request)
+        with timezone.override(zone):
+            return self.get_response(request)
 
 
 class ContentSecurityPolicyMiddleware:

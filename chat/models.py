@@ -12,6 +12,8 @@ class User(AbstractUser):
     is_approved = models.BooleanField(
         default=False, help_text="Approved users may chat. The first account is approved."
     )
+    #: The browser's IANA time zone, sent by the page; dates are shown in it.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
 
 _temperature = [MinValueValidator(0.01), MaxValueValidator(1.0)]

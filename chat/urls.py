@@ -30,6 +30,7 @@ urlpatterns = [
     path("search/", views.search, name="search"),
     path("export/", views.export_all, name="export_all"),
     path("import/", views.import_conversations, name="import"),
+    path("settings/time-zone/", views.set_time_zone, name="set_time_zone"),
     path("signup/", views.signup, name="signup"),
     path("pending/", views.pending, name="pending"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -251,6 +251,16 @@ def rename_conversation(request: HttpRequest, conversation_id: int) -> HttpRespo
 
 
 @require_POST
+def set_time_zone(request: HttpRequest) -> HttpResponse:
+    """The page reports the browser's time zone when it differs from the one kept."""
+    try:
+        actions.set_time_zone(user=request.user, name=request.POST.get("time_zone", ""))
+    except actions.ActionError as problem:
+        return HttpResponse(str(problem), status=400, content_type="text/plain; charset=utf-8")
+    return HttpResponse(status=204)
+
+
+@require_POST
 def pin_conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
     chat = actions.set_pinned(
         user=request.user,

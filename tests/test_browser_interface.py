@@ -234,3 +234,18 @@ def test_the_main_pages_have_no_serious_accessibility_violations(site, scheme):
         found[path] = _serious_violations(anonymous)
     assert not any(found.values()), found
     page.close()
+
+
+def test_the_account_keeps_the_browsers_time_zone(site):
+    base_url, chromium, context, _ = site
+    in_shanghai = chromium.new_context(
+        storage_state=context.storage_state(), timezone_id="Asia/Shanghai", bypass_csp=True
+    )
+    page = in_shanghai.new_page()
+    page.goto(f"{base_url}/")
+    page.wait_for_function(
+        "document.getElementById('time-zone-form').dataset.current === 'Asia/Shanghai'"
+    )
+    page.reload()  # kept on the account: the server renders it now
+    assert page.locator("#time-zone-form").get_attribute("data-current") == "Asia/Shanghai"
+    in_shanghai.close()

@@ -148,6 +148,37 @@ class TestList:
         assert order == sorted(order)
         assert html.count("Test captain") >= 4
 
+    def test_days_are_the_users_own_from_the_time_zone_the_browser_reported(
+        self, client_for, owner
+    ):
+        from datetime import UTC, datetime
+        from unittest import mock
+
+        # 23:30 UTC on the 10th is 07:30 on the 11th in Shanghai; it is now 08:00 UTC.
+        _chat(owner, "Late night")
+        Conversation.objects.update(updated_at=datetime(2026, 1, 10, 23, 30, tzinfo=UTC))
+        client = client_for(owner)
+        with mock.patch(
+            "django.utils.timezone.now", return_value=datetime(2026, 1, 11, 8, tzinfo=UTC)
+        ):
+            in_utc = client.get("/").content.decode()
+            response = client.post("/settings/time-zone/", {"time_zone": "Asia/Shanghai"})
+            assert response.status_code == 204
+            in_shanghai = client.get("/").content.decode()
+        assert in_utc.index("Yesterday") < in_utc.index("Late night")
+        assert "Today" in in_shanghai and "Yesterday" not in in_shanghai
+        assert 'data-current="Asia/Shanghai"' in in_shanghai
+
+    def test_an_unknown_time_zone_is_refused_and_changes_nothing(self, client_for, owner):
+        response = client_for(owner).post("/settings/time-zone/", {"time_zone": "Mars/Olympus"})
+        assert response.status_code == 400
+        assert "Unknown time zone: Mars/Olympus." in response.content.decode()
+        owner.refresh_from_db()
+        assert owner.time_zone == ""
+        assert (
+            client_for(None).post("/settings/time-zone/", {"time_zone": "UTC"}).status_code == 302
+        )
+
     def test_more_conversations_load_page_by_page_without_repeats(self, client_for, owner):
         from chat.listing import PAGE_SIZE
 

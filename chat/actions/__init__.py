@@ -2,7 +2,8 @@
 
 One module per use case, as Zulip's ``zerver/actions``:
 
-- ``accounts``: sign-ups, with the first account decided under a lock;
+- ``accounts``: sign-ups, with the first account decided under a lock, and the
+  time zone an account keeps;
 - ``conversations``: start one, change its settings, build the request it sends next;
 - ``sending``: store a user's message and its empty reply, once per client id;
 - ``replies``: the life of one reply in the process that writes it;
@@ -16,7 +17,7 @@ on commit.
 
 from __future__ import annotations
 
-from chat.actions.accounts import sign_up
+from chat.actions.accounts import set_time_zone, sign_up
 from chat.actions.common import ActionError, retry_db
 from chat.actions.conversations import (
     PreparedRequest,
@@ -83,6 +84,7 @@ __all__ = [
     "retry_db",
     "send_message",
     "set_pinned",
+    "set_time_zone",
     "sign_up",
     "shut_down",
     "speaker_for",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zoneinfo
+from functools import lru_cache
+
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
@@ -41,3 +44,18 @@ def _lock_accounts() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ACCOUNTS_LOCK])
     # SQLite: the transaction began IMMEDIATE (see project/env.py) and holds the
     # database's write lock already.
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def set_time_zone(*, user: User, name: str) -> None:
+    """Keep the browser's time zone (an IANA name) so pages show the user's local dates."""
+    name = name.strip()
+    if name not in _zones():
+        raise ActionError(_("Unknown time zone: %(name)s.") % {"name": name[:64]})
+    if user.time_zone != name:
+        user.time_zone = name
+        user.save(update_fields=["time_zone"])

@@ -407,6 +407,19 @@
   }
   document.addEventListener("htmx:load", relativeTimes);
 
+  // The account keeps the browser's time zone, so dates the server writes (the sidebar's
+  // Today / Yesterday, search results) are local ones.
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("time-zone-form");
+    if (!form || !window.Intl || !window.fetch) return;
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (!zone || zone === form.dataset.current) return;
+    form.elements.time_zone.value = zone;
+    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+      .then(function (response) { if (response.ok) form.dataset.current = zone; })
+      .catch(function () {});
+  });
+
   // New chat: a persona selects the model it starts on and shows its description; the
   // chosen model's full label shows under the (narrow) picker.
   function showPickers() {
