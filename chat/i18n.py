@@ -1,12 +1,18 @@
-"""The language of a websocket: the one its page was rendered in."""
+"""The language of a websocket (the one its page was rendered in), and error sentences
+stored in English shown in the reader's language."""
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation.trans_real import parse_accept_lang_header
+
+from providers.clients.http import TIMEOUT_SENTENCES
 
 
 def language_of(scope: dict[str, Any]) -> str:
@@ -23,3 +29,26 @@ def language_of(scope: dict[str, Any]) -> str:
         except LookupError:
             continue
     return settings.LANGUAGE_CODE
+
+
+@lru_cache(maxsize=1)
+def _numbered_sentences() -> list[tuple[re.Pattern[str], str]]:
+    patterns = []
+    for sentence in TIMEOUT_SENTENCES:
+        before, _, after = sentence.partition("{seconds}")
+        pattern = re.compile(rf"{re.escape(before)}(?P<seconds>[\d.]+){re.escape(after)}")
+        patterns.append((pattern, sentence))
+    return patterns
+
+
+def translated_error(text: str) -> str:
+    """A reply's stored error (English, as the provider layer wrote it) in the active
+    language: whole sentences from the catalogue, and sentences that carry a number
+    through their template. An upstream's own words stay as they were said."""
+    translated = gettext(text)
+    if translated != text:
+        return translated
+    for pattern, sentence in _numbered_sentences():
+        if match := pattern.fullmatch(text):
+            return gettext(sentence).format(seconds=match["seconds"])
+    return text

@@ -21,6 +21,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
+from chat.i18n import translated_error
 from chat.markdown import render_markdown
 from chat.models import Conversation, Message
 from chat.streaming import Segment
@@ -125,6 +126,10 @@ class MessageView:
     def cut_short(self) -> bool:
         """The model stopped at the output-token limit (each API's own word for it)."""
         return self.finish_reason in ("length", "max_tokens")
+
+    @property
+    def error_text(self) -> str:
+        return translated_error(self.error)
 
     @property
     def retryable(self) -> bool:

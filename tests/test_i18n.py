@@ -112,3 +112,23 @@ async def test_socket_frames_speak_the_pages_language(owner, conversation):
     while "composer-error" not in frame or "请先输入消息" not in frame:
         frame = await socket.receive_from(timeout=5)
     await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("Could not reach the provider.", "无法连接到服务商。"),
+        ("The provider did not start answering within 2.5 s.", "服务商在 2.5 秒内没有开始回答。"),
+        ("The provider said: quota exceeded.", "The provider said: quota exceeded."),
+    ],
+)
+def test_a_replys_error_sentence_shows_in_the_readers_language(stored, shown):
+    from django.utils import translation
+
+    from chat.rendering import MessageView
+
+    view = MessageView(id=1, role="assistant", status="failed", content="", error=stored)
+    with translation.override("zh-hans"):
+        assert view.error_text == shown
+    with translation.override("en"):
+        assert view.error_text == stored

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
-from providers.clients.errors import ProtocolError, ProviderError
+from providers.clients.errors import ProtocolError, ProviderError, gettext_noop
 from providers.clients.http import Endpoint, decode_json, open_stream
 from providers.clients.types import (
     ChatRequest,
@@ -49,7 +49,7 @@ async def gather(events: AsyncIterator[StreamEvent]) -> Completion:
         elif isinstance(event, Finish):
             finish = event
     if finish is None:
-        raise ProtocolError("The provider's answer ended without finishing.")
+        raise ProtocolError(gettext_noop("The provider's answer ended without finishing."))
     return Completion(
         text="".join(text),
         reasoning="".join(reasoning),

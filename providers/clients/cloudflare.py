@@ -24,6 +24,7 @@ from providers.clients.errors import (
     ProviderError,
     RateLimitedError,
     UpstreamTimeoutError,
+    gettext_noop,
     upstream_said,
 )
 from providers.clients.http import Timeouts, bearer_endpoint, parse_retry_after
@@ -146,5 +147,7 @@ class CloudflareClient(OpenAIShapedClient):
                 raise error
             payload = payload["result"]
             if isinstance(payload, dict) and "response" in payload and "choices" not in payload:
-                raise ProtocolError("Workers AI answered in a format Parley does not know.")
+                raise ProtocolError(
+                    gettext_noop("Workers AI answered in a format Parley does not know.")
+                )
         return super().parse_whole(payload, request)

@@ -26,6 +26,7 @@ from providers.clients.errors import (
     RateLimitedError,
     UpstreamTimeoutError,
     ended_early,
+    gettext_noop,
     skipped_malformed_chunk,
     upstream_said,
 )
@@ -193,7 +194,7 @@ class DashScopeClient(HttpChatClient):
 
     def parse_whole(self, payload: Any, request: ChatRequest) -> list[StreamEvent]:
         if not isinstance(payload, dict):
-            raise ProtocolError("DashScope answered with something other than JSON.")
+            raise ProtocolError(gettext_noop("DashScope answered with something other than JSON."))
         state = _State()
         return [*state.feed(payload), *state.close()]
 

@@ -9,10 +9,16 @@ from collections.abc import Iterable
 logger = logging.getLogger("providers")
 
 
+def gettext_noop(message: str) -> str:
+    """Marks a sentence for Parley's translation catalogue (``makemessages`` finds calls
+    by this name); pages translate it when they show it. No Django here, by design."""
+    return message
+
+
 class ProviderError(Exception):
     """Base class. ``str(error)`` is safe to show a user and to log: no secrets."""
 
-    default_message = "The model provider returned an error."
+    default_message = gettext_noop("The model provider returned an error.")
     #: Worth retrying before any token reached the user.
     retryable = False
 
@@ -35,24 +41,26 @@ class ProviderError(Exception):
 
 
 class AuthenticationError(ProviderError):
-    default_message = "The provider rejected the API key. An admin needs to check it."
+    default_message = gettext_noop("The provider rejected the API key. An admin needs to check it.")
 
 
 class InsufficientQuotaError(ProviderError):
-    default_message = "The provider account is out of balance or quota."
+    default_message = gettext_noop("The provider account is out of balance or quota.")
 
 
 class RateLimitedError(ProviderError):
-    default_message = "The provider is rate limiting requests. Try again shortly."
+    default_message = gettext_noop("The provider is rate limiting requests. Try again shortly.")
     retryable = True
 
 
 class ContentFilteredError(ProviderError):
-    default_message = "The provider's content filter blocked this request or its answer."
+    default_message = gettext_noop(
+        "The provider's content filter blocked this request or its answer."
+    )
 
 
 class InvalidRequestError(ProviderError):
-    default_message = "The provider refused the request as invalid."
+    default_message = gettext_noop("The provider refused the request as invalid.")
 
 
 class LimitExceededError(InvalidRequestError):
@@ -60,26 +68,26 @@ class LimitExceededError(InvalidRequestError):
 
 
 class ModelNotFoundError(ProviderError):
-    default_message = "The provider does not know this model."
+    default_message = gettext_noop("The provider does not know this model.")
 
 
 class OverloadedError(ProviderError):
-    default_message = "The provider is overloaded or unavailable right now."
+    default_message = gettext_noop("The provider is overloaded or unavailable right now.")
     retryable = True
 
 
 class UpstreamTimeoutError(ProviderError):
-    default_message = "The provider took too long to answer."
+    default_message = gettext_noop("The provider took too long to answer.")
     retryable = True
 
 
 class UpstreamConnectionError(ProviderError):
-    default_message = "Could not reach the provider."
+    default_message = gettext_noop("Could not reach the provider.")
     retryable = True
 
 
 class ProtocolError(ProviderError):
-    default_message = "The provider sent a response Parley could not understand."
+    default_message = gettext_noop("The provider sent a response Parley could not understand.")
 
 
 def skipped_malformed_chunk(api: str) -> None:
@@ -90,8 +98,10 @@ def skipped_malformed_chunk(api: str) -> None:
 def ended_early(*, produced: bool) -> ProviderError:
     """A stream that closed before its finish: cut mid-reply, or empty altogether."""
     if produced:
-        return UpstreamConnectionError("The provider's stream ended before the reply finished.")
-    return ProtocolError("The provider's stream ended without a reply.")
+        return UpstreamConnectionError(
+            gettext_noop("The provider's stream ended before the reply finished.")
+        )
+    return ProtocolError(gettext_noop("The provider's stream ended without a reply."))
 
 
 # Credentials an upstream may echo back in an error, whoever's they are: a Bearer

@@ -22,6 +22,7 @@ from providers.clients.errors import (
     ProviderError,
     UpstreamConnectionError,
     UpstreamTimeoutError,
+    gettext_noop,
     redact,
 )
 from providers.clients.sse import ServerSentEvent, aiter_sse
@@ -209,24 +210,31 @@ async def sse_events(
         await events.aclose()
 
 
+CONNECT_TIMEOUT = gettext_noop("Could not connect to the provider within {seconds} s.")
+FIRST_TOKEN_TIMEOUT = gettext_noop("The provider did not start answering within {seconds} s.")
+IDLE_TIMEOUT = gettext_noop("The provider went silent mid-reply (nothing for {seconds} s).")
+#: Sentences with a number in them, for pages to translate (``chat.i18n``).
+TIMEOUT_SENTENCES = (CONNECT_TIMEOUT, FIRST_TOKEN_TIMEOUT, IDLE_TIMEOUT)
+
+
 def connect_timeout(timeouts: Timeouts) -> str:
-    return f"Could not connect to the provider within {timeouts.connect:g} s."
+    return CONNECT_TIMEOUT.format(seconds=f"{timeouts.connect:g}")
 
 
 def first_token_timeout(timeouts: Timeouts) -> str:
-    return f"The provider did not start answering within {timeouts.first_token:g} s."
+    return FIRST_TOKEN_TIMEOUT.format(seconds=f"{timeouts.first_token:g}")
 
 
 def idle_timeout(timeouts: Timeouts) -> str:
-    return f"The provider went silent mid-reply (nothing for {timeouts.between_tokens:g} s)."
+    return IDLE_TIMEOUT.format(seconds=f"{timeouts.between_tokens:g}")
 
 
 def total_timeout(timeouts: Timeouts) -> str:
     return f"The reply took longer than the {timeouts.total:g} s allowed in total."
 
 
-UNREACHABLE = "Could not reach the provider."
-BROKE_OFF = "The connection to the provider broke off mid-reply."
+UNREACHABLE = gettext_noop("Could not reach the provider.")
+BROKE_OFF = gettext_noop("The connection to the provider broke off mid-reply.")
 
 
 def _log_failure(exc: httpx.HTTPError, endpoint: Endpoint) -> None:

@@ -18,6 +18,7 @@ from providers.clients.errors import (
     ProtocolError,
     ProviderError,
     ended_early,
+    gettext_noop,
     skipped_malformed_chunk,
 )
 from providers.clients.http import Timeouts, bearer_endpoint, json_payloads
@@ -155,7 +156,9 @@ class MiniMaxAnthropicClient(HttpChatClient):
 
     def parse_whole(self, payload: Any, request: ChatRequest) -> list[StreamEvent]:
         if not isinstance(payload, dict):
-            raise ProtocolError("The provider answered with something other than JSON.")
+            raise ProtocolError(
+                gettext_noop("The provider answered with something other than JSON.")
+            )
         error = minimax_payload_error(payload)
         if error is not None:
             raise error

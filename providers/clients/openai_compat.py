@@ -24,6 +24,7 @@ from providers.clients.errors import (
     RateLimitedError,
     UpstreamTimeoutError,
     ended_early,
+    gettext_noop,
     skipped_malformed_chunk,
     upstream_said,
 )
@@ -505,7 +506,9 @@ class OpenAIShapedClient(HttpChatClient):
 
     def parse_whole(self, payload: Any, request: ChatRequest) -> list[StreamEvent]:
         if not isinstance(payload, dict):
-            raise ProtocolError("The provider answered with something other than JSON.")
+            raise ProtocolError(
+                gettext_noop("The provider answered with something other than JSON.")
+            )
         parser = self.new_parser()
         return [*parser.feed(payload), *parser.close()]
 
