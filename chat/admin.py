@@ -6,9 +6,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from chat import actions
+from chat.cards import CARD_MAX_BYTES
 from chat.models import Conversation, Message, PersonaExample, PersonaPreset, User
 from providers.models import CatalogModel
 
@@ -60,9 +66,17 @@ class PersonaPresetForm(forms.ModelForm):
         return value
 
 
+class CharacterCardForm(forms.Form):
+    card = forms.FileField(
+        label=gettext_lazy("Character card"),
+        help_text=gettext_lazy("A Tavern card, V1 to V3: a PNG with the card inside, or its JSON."),
+    )
+
+
 @admin.register(PersonaPreset)
 class PersonaPresetAdmin(admin.ModelAdmin):
     form = PersonaPresetForm
+    change_list_template = "admin/chat/personapreset/change_list.html"
     list_display = ("name", "description", "default_model", "position")
     search_fields = ("name", "description")
     inlines = [PersonaExampleInline]
@@ -83,6 +97,49 @@ class PersonaPresetAdmin(admin.ModelAdmin):
         ),
         ("Generation", {"fields": ("default_model", "temperature", "top_p", "max_output_tokens")}),
     )
+
+    def get_urls(self) -> list[URLPattern]:
+        extra = [
+            path(
+                "import-card/",
+                self.admin_site.admin_view(self.import_card),
+                name="chat_personapreset_import_card",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def import_card(self, request: HttpRequest) -> HttpResponse:
+        """Upload a character card; it becomes a persona, whole or not at all."""
+        if not self.has_add_permission(request):
+            return redirect("admin:chat_personapreset_changelist")
+        form = CharacterCardForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["card"]
+            try:
+                if upload.size > CARD_MAX_BYTES:
+                    raise actions.ActionError(
+                        _("The card is larger than %(size)d MiB.")
+                        % {"size": CARD_MAX_BYTES // 2**20}
+                    )
+                imported = actions.import_character_card(data=upload.read())
+            except actions.ActionError as problem:
+                form.add_error("card", str(problem))
+            else:
+                self.log_addition(request, imported.persona, [{"added": {}}])
+                messages.success(
+                    request,
+                    _("Imported “%(name)s” from the card.") % {"name": imported.persona.name},
+                )
+                for note in imported.notes:
+                    messages.warning(request, note)
+                return redirect("admin:chat_personapreset_change", imported.persona.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": _("Import a character card"),
+        }
+        return TemplateResponse(request, "admin/chat/personapreset/import_card.html", context)
 
 
 class MessageInline(admin.TabularInline):

@@ -249,3 +249,19 @@ def test_the_account_keeps_the_browsers_time_zone(site):
     page.reload()  # kept on the account: the server renders it now
     assert page.locator("#time-zone-form").get_attribute("data-current") == "Asia/Shanghai"
     in_shanghai.close()
+
+
+def test_an_admin_imports_a_character_card_and_chats_with_it(site):
+    from pathlib import Path
+
+    base_url, _, context, _ = site
+    page = context.new_page()
+    page.goto(f"{base_url}/admin/chat/personapreset/")
+    page.get_by_role("link", name="Import character card").click()
+    card = Path(__file__).parent / "fixtures" / "cards" / "lin_v2.json"
+    page.get_by_label("Character card").set_input_files(str(card))
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text("Imported “Archivist Lin” from the card.").wait_for()
+    _chat(page, base_url, persona="Archivist Lin")
+    page.locator(".message.assistant", has_text="Welcome. What are you looking for?").wait_for()
+    page.close()

@@ -8,6 +8,7 @@ One module per use case, as Zulip's ``zerver/actions``:
 - ``sending``: store a user's message and its empty reply, once per client id;
 - ``replies``: the life of one reply in the process that writes it;
 - ``transfer``: export and import, one conversation or all;
+- ``personas``: personas from character cards;
 - ``recovery``: Stop and snapshots across processes, and taking over replies whose
   process died.
 
@@ -30,6 +31,7 @@ from chat.actions.conversations import (
     switch_branch,
     update_conversation_settings,
 )
+from chat.actions.personas import ImportedPersona, import_character_card
 from chat.actions.recovery import (
     latest_reply_frames,
     request_reply_snapshot,
@@ -65,6 +67,7 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "ActionError",
     "ExportFile",
+    "ImportedPersona",
     "PreparedRequest",
     "SentMessage",
     "accepting_replies",
@@ -75,6 +78,7 @@ __all__ = [
     "export_conversation",
     "import_conversations",
     "finish_reply",
+    "import_character_card",
     "latest_reply_frames",
     "prepare_request",
     "regenerate_reply",
