@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-unit test-integration test-faults lint format bench bench-relay bench-long-chat bench-markdown simulator clean
+.PHONY: install run test test-unit test-integration test-faults lint format bench bench-relay bench-long-chat bench-markdown screenshots simulator clean
 
 install: $(STAMP)
 
@@ -55,6 +55,9 @@ bench-markdown: install
 
 bench-relay: install
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.benchmarks.relay --steps 10,50,100,150
+
+screenshots: install
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.screenshots
 
 simulator: install
 	$(BIN)/python -m providers.simulator --port 8765

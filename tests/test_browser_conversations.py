@@ -114,6 +114,7 @@ def test_rename_pin_and_delete_from_the_conversation_header(site):
     base_url, page, _ = site
     _new_chat(page, base_url)
     _send(page, "Something to keep")
+    assert page.get_by_label("Title").is_hidden()  # until asked for
     page.get_by_role("button", name="Rename").click()
     page.get_by_label("Title").fill("Ship's log")
     page.get_by_role("button", name="Save").click()
