@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -10,12 +12,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from chat import actions
+from chat.actions import usage as usage_actions
 from chat.cards import CARD_MAX_BYTES
-from chat.models import Conversation, Message, PersonaExample, PersonaPreset, User
+from chat.charts import daily_usage_svg
+from chat.models import Conversation, Message, PersonaExample, PersonaPreset, Quota, Usage, User
 from providers.models import CatalogModel
 
 
@@ -165,3 +170,165 @@ class MessageAdmin(admin.ModelAdmin):
     list_display = ("pk", "conversation", "role", "status", "output_tokens", "created_at")
     list_filter = ("status", "role")
     raw_id_fields = ("conversation",)
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "tokens_per_day",
+        "tokens_per_month",
+        "replies_at_once",
+        "messages_per_minute",
+    )
+    raw_id_fields = ("user",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": ("user", "group"),
+                "description": gettext_lazy(
+                    "For one user, or for a group's members as a default. A user's own "
+                    "quota wins field by field; otherwise the most generous of their "
+                    "groups' applies. Empty means no limit."
+                ),
+            },
+        ),
+        (
+            gettext_lazy("Limits"),
+            {
+                "fields": (
+                    "tokens_per_day",
+                    "tokens_per_month",
+                    "replies_at_once",
+                    "messages_per_minute",
+                )
+            },
+        ),
+    )
+
+
+class UsageReportForm(forms.Form):
+    start = forms.DateField(
+        label=gettext_lazy("From"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(label=gettext_lazy("To"), widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError(_("The period ends before it starts."))
+        if start and end and (end - start).days > 366:
+            raise forms.ValidationError(_("Choose a period of at most a year."))
+        return data
+
+
+@admin.register(Usage)
+class UsageAdmin(admin.ModelAdmin):
+    """Every request's usage, read-only, and the report built from it."""
+
+    list_display = (
+        "created_at",
+        "user",
+        "kind",
+        "model",
+        "connection",
+        "input_tokens",
+        "output_tokens",
+        "estimated",
+        "cost",
+    )
+    list_filter = ("kind", "estimated", "simulated", "api", "model")
+    search_fields = ("user__username", "model", "connection")
+    date_hierarchy = "created_at"
+    change_list_template = "admin/chat/usage/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        extra = [
+            path(
+                "report/",
+                self.admin_site.admin_view(self.report),
+                name="chat_usage_report",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def report(self, request: HttpRequest) -> HttpResponse:
+        """Totals by user, group, model and connection over a period; a chart; CSV."""
+        if not self.has_view_permission(request):
+            return redirect("admin:index")
+        today = timezone.localdate()
+        form = UsageReportForm(request.GET or {"start": today - timedelta(days=29), "end": today})
+        report = None
+        zone = timezone.get_current_timezone()
+        if form.is_valid():
+            start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+            if request.GET.get("format") == "csv":
+                return _usage_csv(usage_actions.period_usage(start, end, zone), start, end)
+            report = usage_actions.usage_report(start, end, zone)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "report": report,
+            "chart": daily_usage_svg(report.by_day) if report else "",
+            "title": _("Usage report"),
+        }
+        return TemplateResponse(request, "admin/chat/usage/report.html", context)
+
+
+def _usage_csv(rows: QuerySet[Usage], start: Any, end: Any) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="parley-usage-{start}-{end}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(
+        [
+            "time",
+            "user",
+            "kind",
+            "connection",
+            "api",
+            "model",
+            "input_tokens",
+            "cached_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+            "estimated",
+            "simulated",
+            "cost_usd",
+        ]
+    )
+    for row in rows.select_related("user").order_by("created_at").iterator():
+        writer.writerow(
+            [
+                row.created_at.isoformat(),
+                _csv_safe(row.user.username),
+                row.kind,
+                _csv_safe(row.connection),
+                row.api,
+                _csv_safe(row.model),
+                row.input_tokens,
+                row.cached_tokens,
+                row.output_tokens,
+                row.reasoning_tokens,
+                int(row.estimated),
+                int(row.simulated),
+                "" if row.cost is None else f"{row.cost:f}",
+            ]
+        )
+    return response
+
+
+def _csv_safe(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula (CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -159,3 +159,70 @@ class Message(models.Model):
     @property
     def is_streaming(self) -> bool:
         return self.status == self.Status.STREAMING
+
+
+class Usage(models.Model):
+    """What one upstream request used and cost: a reply (stopped and failed ones too) or
+    a title. Kept when its conversation is deleted: quotas and bills still count it."""
+
+    class Kind(models.TextChoices):
+        REPLY = "reply"
+        TITLE = "title"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="usage")
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REPLY)
+    connection = models.CharField(max_length=120)
+    api = models.CharField(max_length=32)
+    model = models.CharField(max_length=120)
+    input_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    #: The upstream reported nothing: the counts are Parley's estimate from the text.
+    estimated = models.BooleanField(default=False)
+    #: USD; empty when the catalog has no price for the model.
+    cost = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    simulated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"], name="usage_user_time")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.user_id}: {self.total_tokens} tokens"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class Quota(models.Model):
+    """Limits for one user, or for a group's members as a default. A user's own row wins
+    field by field; otherwise the most generous of their groups' rows applies. Empty
+    means no limit."""
+
+    user = models.OneToOneField(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="quota"
+    )
+    group = models.OneToOneField(
+        "auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="quota"
+    )
+    tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
+    tokens_per_month = models.PositiveBigIntegerField(null=True, blank=True)
+    replies_at_once = models.PositiveSmallIntegerField(null=True, blank=True)
+    messages_per_minute = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="quota_for_a_user_or_a_group",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Quota for {self.user or self.group}"

@@ -28,6 +28,7 @@ urlpatterns = [
     path("c/<int:conversation_id>/older/", views.older_messages, name="older_messages"),
     path("conversations/", views.conversation_list, name="conversation_list"),
     path("search/", views.search, name="search"),
+    path("usage/", views.my_usage, name="my_usage"),
     path("export/", views.export_all, name="export_all"),
     path("import/", views.import_conversations, name="import"),
     path("settings/time-zone/", views.set_time_zone, name="set_time_zone"),

@@ -19,9 +19,10 @@ from django.views.decorators.http import require_POST
 
 from chat import actions
 from chat.access import access_conversation
+from chat.actions import quotas
 from chat.forms import ConversationSettingsForm, NewChatForm, SignUpForm
 from chat.listing import conversation_page
-from chat.models import Conversation, Message, User
+from chat.models import Conversation, Message, Usage, User
 from chat.rendering import MessageView, older_messages_html, render_message
 from chat.search import search as search_conversations
 from chat.tree import Shape, branch_page, versions_of
@@ -297,6 +298,19 @@ def search(request: HttpRequest) -> HttpResponse:
     context = _sidebar(request, options)
     context.update({"query": query, "hits": search_conversations(request.user, query)})
     return render(request, "chat/search.html", context)
+
+
+def my_usage(request: HttpRequest) -> HttpResponse:
+    """A user's own usage: what is used and left of each limit, and recent requests."""
+    options = registry.available_models()
+    context = _sidebar(request, options)
+    context.update(
+        {
+            "standing": quotas.standing(request.user),
+            "recent": Usage.objects.filter(user=request.user).order_by("-created_at")[:25],
+        }
+    )
+    return render(request, "chat/usage.html", context)
 
 
 def export_conversation(request: HttpRequest, conversation_id: int, fmt: str) -> HttpResponse:

@@ -105,6 +105,30 @@ class CatalogModel(models.Model):
         default=1.0,
         help_text="Calibrates Parley's token estimate from the prompt counts upstreams report.",
     )
+    input_price = models.DecimalField(
+        "input price",
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="USD per million input tokens. Empty: cost unknown.",
+    )
+    cached_input_price = models.DecimalField(
+        "cached input price",
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="USD per million input tokens read from the API's prompt cache.",
+    )
+    output_price = models.DecimalField(
+        "output price",
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="USD per million output tokens (reasoning included).",
+    )
 
     class Meta:
         ordering = ["kind", "name"]

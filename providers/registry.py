@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.conf import settings
 
@@ -52,6 +53,36 @@ class Connection:
 
 
 @dataclass(frozen=True, slots=True)
+class Prices:
+    """USD per million tokens; ``None`` where the catalog does not know."""
+
+    input: Decimal | None = None
+    cached_input: Decimal | None = None
+    output: Decimal | None = None
+
+    @classmethod
+    def of(cls, row: CatalogModel | None) -> Prices:
+        if row is None:
+            return cls()
+        return cls(row.input_price, row.cached_input_price, row.output_price)
+
+    def cost(
+        self, *, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+    ) -> Decimal | None:
+        """What a request cost, or None when a price it needs is unknown. Cached input
+        tokens are billed at the cached price where there is one."""
+        if self.input is None or self.output is None:
+            return None
+        cached = min(cached_tokens, input_tokens) if self.cached_input is not None else 0
+        total = (
+            (input_tokens - cached) * self.input
+            + cached * (self.cached_input or Decimal(0))
+            + output_tokens * self.output
+        )
+        return total / Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
 class ModelOption:
     key: str
     label: str
@@ -59,6 +90,7 @@ class ModelOption:
     connection: Connection
     spec: ModelSpec
     prompt_token_ratio: float = 1.0
+    prices: Prices = Prices()
 
     @property
     def simulated(self) -> bool:
@@ -156,6 +188,7 @@ def _load_models() -> list[ModelOption]:
                         connection=live,
                         spec=row.spec(),
                         prompt_token_ratio=row.prompt_token_ratio,
+                        prices=Prices.of(row),
                     )
                 )
     if settings.PARLEY_DEMO:
@@ -189,6 +222,7 @@ def _demo_options(rows: dict[tuple[str, str], CatalogModel]) -> list[ModelOption
                     connection=connection,
                     spec=spec,
                     prompt_token_ratio=row.prompt_token_ratio if row is not None else 1.0,
+                    prices=Prices.of(row),
                 )
             )
     return options

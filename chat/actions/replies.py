@@ -24,6 +24,7 @@ from chat import events
 from chat.actions.common import DB_ERRORS, ProcessLoop, retry_db
 from chat.actions.conversations import prepare_request, speaker_for
 from chat.actions.titles import suggest_title, wait_for_titles
+from chat.actions.usage import record_usage
 from chat.models import Message
 from chat.rendering import MessageView, delta_parts, message_frames, settle_part
 from chat.streaming import ReplyBuffer, loop_pace
@@ -210,6 +211,7 @@ def _title_after_first_reply(context: ReplyContext, buffer: ReplyBuffer) -> None
         suggest_title(
             conversation_id=context.conversation_id,
             client=context.client,
+            option=context.model,
             model=context.request.model,
             message=users[0].content,
             reply=buffer.content,
@@ -593,9 +595,21 @@ def finish_reply(
             reply.cached_tokens = usage.cached_tokens
         reply.save()
         publish_final(reply)
-        if calibrate is not None and usage is not None and usage.input_tokens:
+        if calibrate is not None:
             option, estimated = calibrate
-            registry.record_prompt_tokens(option, estimated=estimated, reported=usage.input_tokens)
+            record_usage(
+                user_id=reply.conversation.owner_id,
+                option=option,
+                reported=usage,
+                message=reply,
+                text=reply.content,
+                reasoning=reply.reasoning,
+                estimated_prompt_tokens=estimated,
+            )
+            if usage is not None and usage.input_tokens:
+                registry.record_prompt_tokens(
+                    option, estimated=estimated, reported=usage.input_tokens
+                )
     return True
 
 

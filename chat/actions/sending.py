@@ -16,6 +16,7 @@ from chat import events
 from chat.access import access_conversation
 from chat.actions.common import ActionError
 from chat.actions.conversations import prepare_request, speaker_for
+from chat.actions.quotas import check_send
 from chat.actions.recovery import take_over_stale_replies
 from chat.actions.replies import ReplyContext
 from chat.actions.titles import title_from
@@ -184,6 +185,7 @@ def _store(conversation: Conversation, option: registry.ModelOption, start: Star
                 return earlier  # a resend (the socket dropped before the ack): nothing new
         if shape.streaming:
             raise _ReplyRunning
+        check_send(conversation.owner_id)
         parent = history[-1] if history else None
         new: list[Message] = []
         if start.text:

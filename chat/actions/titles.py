@@ -16,9 +16,20 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat import events
+from chat.actions.usage import record_usage
 from chat.models import Conversation
+from chat.models import Usage as UsageRow
 from chat.rendering import title_frames
-from providers.clients.types import ChatClient, ChatMessage, ChatRequest, TextDelta
+from providers import registry
+from providers.clients.budget import estimate_tokens
+from providers.clients.types import (
+    ChatClient,
+    ChatMessage,
+    ChatRequest,
+    TextDelta,
+    Usage,
+    UsageReport,
+)
 
 logger = logging.getLogger("chat.actions")
 
@@ -56,13 +67,20 @@ def clean_title(answer: str) -> str:
 
 
 def suggest_title(
-    *, conversation_id: int, client: ChatClient, model: str, message: str, reply: str
+    *,
+    conversation_id: int,
+    client: ChatClient,
+    option: registry.ModelOption,
+    model: str,
+    message: str,
+    reply: str,
 ) -> None:
-    """Ask for a title in the background (from the event loop, after the first reply)."""
+    """Ask for a title in the background (from the event loop, after the first reply).
+    Its tokens count as the conversation owner's usage."""
     if not settings.AUTO_TITLE:
         return
     task = asyncio.get_running_loop().create_task(
-        _suggest(conversation_id, client, model, message[:1000], reply[:1000])
+        _suggest(conversation_id, client, option, model, message[:1000], reply[:1000])
     )
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
@@ -75,7 +93,12 @@ async def wait_for_titles() -> None:
 
 
 async def _suggest(
-    conversation_id: int, client: ChatClient, model: str, message: str, reply: str
+    conversation_id: int,
+    client: ChatClient,
+    option: registry.ModelOption,
+    model: str,
+    message: str,
+    reply: str,
 ) -> None:
     request = ChatRequest(
         model=model,
@@ -84,7 +107,7 @@ async def _suggest(
         ),
         max_output_tokens=TITLE_OUTPUT_TOKENS,
     )
-    answer = ""
+    answer, reported = "", None
     try:
         async with asyncio.timeout(TITLE_TIMEOUT):
             stream = client.stream(request)
@@ -92,17 +115,40 @@ async def _suggest(
                 async for event in stream:
                     if isinstance(event, TextDelta):
                         answer += event.text
+                    elif isinstance(event, UsageReport):
+                        reported = event.usage
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]
     except Exception as error:  # noqa: BLE001 - a title is never worth a failure
         logger.info("No title from the model for conversation %s: %s", conversation_id, error)
-        return
-    title = clean_title(answer)
+    await database_sync_to_async(_store)(
+        conversation_id, clean_title(answer), option, reported, answer, request
+    )
+
+
+def _store(
+    conversation_id: int,
+    title: str,
+    option: registry.ModelOption,
+    reported: Usage | None,
+    answer: str,
+    request: ChatRequest,
+) -> None:
+    owner_id = Conversation.objects.filter(pk=conversation_id).values_list("owner_id", flat=True)
+    if owner_id:
+        record_usage(
+            user_id=owner_id[0],
+            option=option,
+            reported=reported,
+            kind=UsageRow.Kind.TITLE,
+            text=answer,
+            estimated_prompt_tokens=estimate_tokens(request.messages[0].content),
+        )
     if title:
-        await database_sync_to_async(_store)(conversation_id, title)
+        _store_title(conversation_id, title)
 
 
-def _store(conversation_id: int, title: str) -> None:
+def _store_title(conversation_id: int, title: str) -> None:
     conversation = (
         Conversation.objects.select_related("persona")
         .filter(pk=conversation_id, auto_title=True)

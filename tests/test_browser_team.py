@@ -1,0 +1,74 @@
+"""Running Parley for a team, in Chromium: quotas set in the admin, the refusal a user
+sees (their text kept), their usage page, and the admin's usage report."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.live import daphne, e2e_database, migrate, server_env, simulator_process
+from tests.test_browser import CHROMIUM_ARGS, _sign_up
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    tmp = tmp_path_factory.mktemp("team")
+    with (
+        e2e_database(tmp) as database_url,
+        simulator_process(400, tmp / "simulator.log") as simulator_url,
+    ):
+        env = server_env(database_url, DEMO_UPSTREAM_URL=simulator_url)
+        env["DEMO_TOKENS_PER_SECOND"] = "400"
+        migrate(env)
+        with daphne(env, tmp / "daphne.log") as base_url, sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+            )
+            context = chromium.new_context(bypass_csp=True)
+            page = context.new_page()
+            page.set_default_timeout(20_000)
+            _sign_up(page, base_url)  # the first account: the admin
+            yield base_url, page
+            chromium.close()
+
+
+def test_a_quota_set_in_the_admin_refuses_with_a_sentence_and_keeps_the_text(site):
+    base_url, page = site
+    page.goto(f"{base_url}/admin/chat/quota/add/")
+    page.get_by_label("User").fill("1")
+    page.get_by_label("Messages per minute").fill("1")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("was added successfully").wait_for()
+
+    page.goto(f"{base_url}/")
+    page.get_by_role("button", name="New chat").click()
+    page.wait_for_url("**/c/*/")
+    page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
+    page.wait_for_timeout(300)
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill("The first one")
+    composer.press("Enter")
+    page.locator(".message.assistant.status-complete").last.wait_for()
+    composer.fill("One too many")
+    composer.press("Enter")
+    page.get_by_text("You can send 1 message a minute. Try again in").wait_for()
+    assert composer.input_value() == "One too many"
+
+    page.goto(f"{base_url}/usage/")
+    assert page.get_by_role("row", name="Messages per minute").inner_text().split()[-3] == "1"
+    page.get_by_role("cell", name="MiniMax-M2.7 · Offline demo (simulated)").first.wait_for()
+
+
+def test_the_admin_usage_report_shows_totals_a_chart_and_a_csv(site):
+    base_url, page = site
+    page.goto(f"{base_url}/admin/chat/usage/")
+    page.get_by_role("link", name="Usage report").click()
+    page.get_by_role("img", name="Tokens (bars) and cost (line) per day").wait_for()
+    page.get_by_role("heading", name="By user").wait_for()
+    page.get_by_role("row", name="ada").first.wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    assert download.value.suggested_filename.startswith("parley-usage-")
