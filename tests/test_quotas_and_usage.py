@@ -152,7 +152,8 @@ def test_two_sends_at_once_cannot_both_cross_the_limit(owner):
 
     if connection.vendor != "postgresql":
         pytest.skip(
-            "SQLite's in-memory test database takes no concurrent writers; the PostgreSQL pass runs this"
+            "SQLite's in-memory test database takes no concurrent writers; "
+            "the PostgreSQL pass runs this"
         )
     Quota.objects.create(user=owner, replies_at_once=1)
     chats = [_chat(owner) for _ in range(4)]
