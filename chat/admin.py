@@ -16,11 +16,20 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from chat import actions
+from chat import actions, audit
 from chat.actions import usage as usage_actions
 from chat.cards import CARD_MAX_BYTES
 from chat.charts import daily_usage_svg
-from chat.models import Conversation, Message, PersonaExample, PersonaPreset, Quota, Usage, User
+from chat.models import (
+    AuditEvent,
+    Conversation,
+    Message,
+    PersonaExample,
+    PersonaPreset,
+    Quota,
+    Usage,
+    User,
+)
 from providers.models import CatalogModel
 
 
@@ -33,7 +42,12 @@ class UserAdmin(BaseUserAdmin):
 
     @admin.action(description="Approve selected users", permissions=["change"])
     def approve(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        waiting = list(queryset.filter(is_approved=False))
         count = queryset.update(is_approved=True)
+        for user in waiting:
+            audit.record(
+                AuditEvent.Action.APPROVE, actor=request.user, target=user, request=request
+            )
         self.message_user(request, f"Approved {count} user(s).", messages.SUCCESS)
 
 
@@ -332,3 +346,22 @@ def _usage_csv(rows: QuerySet[Usage], start: Any, end: Any) -> HttpResponse:
 def _csv_safe(value: str) -> str:
     """A cell a spreadsheet will not run as a formula (CSV injection)."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the log is evidence. Filter by action and date, search names."""
+
+    list_display = ("created_at", "actor_name", "action", "target_type", "target", "ip", "detail")
+    list_filter = ("action", "target_type")
+    search_fields = ("actor_name", "target", "ip", "detail")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

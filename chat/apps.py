@@ -5,4 +5,4 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self) -> None:
-        from chat import signals  # noqa: F401 - connects the receivers
+        from chat import audit, signals  # noqa: F401 - connects the receivers

@@ -226,3 +226,38 @@ class Quota(models.Model):
 
     def __str__(self) -> str:
         return f"Quota for {self.user or self.group}"
+
+
+class AuditEvent(models.Model):
+    """Who did what, when, from where: sign-ins, sign-ups, approvals, and every change
+    made in the admin. Never a key or a password: changes name fields, not values."""
+
+    class Action(models.TextChoices):
+        SIGN_IN = "sign_in", "signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "failed to sign in"
+        SIGN_OUT = "sign_out", "signed out"
+        SIGN_UP = "sign_up", "signed up"
+        APPROVE = "approve", "approved"
+        ADD = "add", "added"
+        CHANGE = "change", "changed"
+        DELETE = "delete", "deleted"
+
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    #: Kept when the account is deleted, and for failed sign-ins (the name tried).
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target = models.CharField(max_length=200, blank=True)
+    detail = models.TextField(blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["action", "-created_at"], name="audit_action_time")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.get_action_display()} {self.target}".strip()

@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files, compressed and with far-future caching for hashed names.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "chat.audit.AuditRequestMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -216,6 +217,9 @@ LOGGING = {
 }
 
 # --- Parley ---------------------------------------------------------------
+
+# How long the audit log keeps entries (manage.py prune_audit_log deletes older ones).
+AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 365, minimum=1)
 
 # Who may create an account after the first one (which becomes the admin).
 SIGNUP_MODE = envchoice("SIGNUP_MODE", "approval", ("open", "approval", "closed"))

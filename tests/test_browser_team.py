@@ -72,3 +72,18 @@ def test_the_admin_usage_report_shows_totals_a_chart_and_a_csv(site):
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
     assert download.value.suggested_filename.startswith("parley-usage-")
+
+
+def test_a_group_made_in_the_admin_shows_in_the_audit_log_which_filters(site):
+    base_url, page = site
+    page.goto(f"{base_url}/admin/auth/group/add/")
+    page.get_by_label("Name").fill("crew")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("was added successfully").wait_for()
+    page.goto(f"{base_url}/admin/chat/auditevent/")
+    page.get_by_role("row", name="crew").wait_for()
+    page.get_by_role("link", name="signed up").click()
+    page.wait_for_url("**action__exact=sign_up**")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 1 and "ada" in rows.first.inner_text()
+    assert page.get_by_role("link", name="Add audit event").count() == 0  # read-only

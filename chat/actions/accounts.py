@@ -9,8 +9,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 
+from chat import audit
 from chat.actions.common import ActionError
-from chat.models import User
+from chat.models import AuditEvent, User
 
 # Any fixed number: the advisory lock PostgreSQL holds while deciding "first account".
 _ACCOUNTS_LOCK = 0x7061726C  # "parl"
@@ -33,6 +34,7 @@ def sign_up(*, user: User) -> User:
             else:
                 user.is_approved = settings.SIGNUP_MODE == "open"
             user.save()
+            audit.record(AuditEvent.Action.SIGN_UP, actor=user, target=user)
     except IntegrityError:
         raise ActionError(_("That username cannot be used. Pick another one.")) from None
     return user
