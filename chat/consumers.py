@@ -22,7 +22,7 @@ from django.http import Http404
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from chat import actions, events
+from chat import actions, events, metrics
 from chat.access import access_conversation, socket_still_allowed
 from chat.delivery import SocketDelivery, Verdict
 from chat.i18n import language_of
@@ -111,9 +111,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         self.groups_joined = groups
         await self.accept()
+        metrics.WEBSOCKETS.inc()
         await self._catch_up()
 
     async def disconnect(self, code: int) -> None:
+        if self.groups_joined:
+            metrics.WEBSOCKETS.dec()
         # If the layer is down, the memberships expire on their own.
         with contextlib.suppress(*events.LAYER_ERRORS):
             for group in self.groups_joined:

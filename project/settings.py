@@ -218,6 +218,9 @@ LOGGING = {
 
 # --- Parley ---------------------------------------------------------------
 
+# /metrics answers this bearer token; unset, only direct requests from this machine.
+METRICS_TOKEN = envsecret("METRICS_TOKEN")
+
 # How long the audit log keeps entries (manage.py prune_audit_log deletes older ones).
 AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 365, minimum=1)
 

@@ -4,6 +4,7 @@ a sentence naming it and when it resets, and store nothing."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,11 +17,11 @@ from django.db import close_old_connections
 from chat import actions
 from chat.actions.quotas import QuotaExceeded, check_send, limits_for, standing
 from chat.models import Conversation, Message, Quota, Usage
-from tests.streams import receive_until
+from tests.streams import is_final, receive_until
 
 pytestmark = [pytest.mark.integration]
 
-REPLY_ID = 'class="message assistant status-streaming"'
+REPLY_ID = re.compile(r'id="m-(\d+)" class="message assistant status-streaming"')
 
 
 def _chat(user):
@@ -44,8 +45,8 @@ async def test_a_reply_records_its_reported_usage_and_cost(
 ):
     socket, _ = await connect(owner, conversation.pk)
     await socket.send_to(text_data=json.dumps({"action": "send", "message": "Price this"}))
-    await receive_until(socket, lambda f: REPLY_ID in f)
-    await receive_until(socket, lambda f: "status-complete" in f, within=20)
+    streaming = await receive_until(socket, lambda f: REPLY_ID.search(f) is not None)
+    await receive_until(socket, is_final(int(REPLY_ID.search(streaming)[1])), within=20)
     row = await database_sync_to_async(Usage.objects.get)(kind="reply")
     reply = await database_sync_to_async(
         lambda: Message.objects.filter(role="assistant", conversation=conversation).last()

@@ -20,7 +20,7 @@ from django.db.models import Case, F, TextField, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from chat import events
+from chat import events, metrics
 from chat.actions.common import DB_ERRORS, ProcessLoop, retry_db
 from chat.actions.conversations import prepare_request, speaker_for
 from chat.actions.titles import suggest_title, wait_for_titles
@@ -179,6 +179,14 @@ async def stream_reply(
     buffer.close()
     status = _final_status(buffer, error, stopped=stopped)
     first = buffer.first_token_at
+    metrics.reply_ended(
+        api=context.model.connection.kind,
+        status=status,
+        time_to_first_token=first - started if first is not None else None,
+        duration=loop.time() - started,
+        usage=buffer.usage,
+        error=error,
+    )
     stored = False
     try:
         stored = await retry_db(
