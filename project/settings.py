@@ -178,7 +178,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic writes (and nginx, in deploy/, serves from).
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 # Cache-busted (content-hashed) and pre-compressed once `collectstatic` has run, which
 # `make run` and the Dockerfile do; before that, files are served as they are.
 STORAGES = {

@@ -91,10 +91,12 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
-def spawn_daphne(env: dict[str, str], port: int, out: IO[bytes]) -> subprocess.Popen[bytes]:
+def spawn_daphne(
+    env: dict[str, str], port: int, out: IO[bytes], *, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     """``daphne`` serving Parley on a loopback port, its output going to ``out``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+        [sys.executable, "-m", "daphne", *extra, "-b", "127.0.0.1", "-p", str(port)]
         + ["project.asgi:application"],
         cwd=ROOT,
         env=env,
@@ -104,10 +106,12 @@ def spawn_daphne(env: dict[str, str], port: int, out: IO[bytes]) -> subprocess.P
 
 
 @contextmanager
-def daphne(env: dict[str, str], log: Path, port: int | None = None) -> Iterator[str]:
+def daphne(
+    env: dict[str, str], log: Path, port: int | None = None, *, extra: tuple[str, ...] = ()
+) -> Iterator[str]:
     port = port or free_port()
     with log.open("wb") as out:
-        process = spawn_daphne(env, port, out)
+        process = spawn_daphne(env, port, out, extra=extra)
         try:
             wait_for_port(port, process)
             yield f"http://127.0.0.1:{port}"
