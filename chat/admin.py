@@ -20,6 +20,7 @@ from chat import actions, audit
 from chat.actions import usage as usage_actions
 from chat.cards import CARD_MAX_BYTES
 from chat.charts import daily_usage_svg
+from chat.forms import CharacterCardForm, PersonaPresetForm
 from chat.models import (
     AuditEvent,
     Conversation,
@@ -27,10 +28,10 @@ from chat.models import (
     PersonaExample,
     PersonaPreset,
     Quota,
+    SiteSettings,
     Usage,
     User,
 )
-from providers.models import CatalogModel
 
 
 @admin.register(User)
@@ -57,46 +58,12 @@ class PersonaExampleInline(admin.TabularInline):
     fields = ("position", "user_text", "assistant_text")
 
 
-class PersonaPresetForm(forms.ModelForm):
-    """The default model is picked from the catalog, so it always exists."""
-
-    default_model = forms.ChoiceField(
-        required=False,
-        help_text="The model a new chat with this persona starts on. Empty: the site's default.",
-    )
-
-    class Meta:
-        model = PersonaPreset
-        fields = ("default_model",)  # the admin adds the fieldsets' fields
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        names = sorted(set(CatalogModel.objects.values_list("name", flat=True)))
-        current = self.instance.default_model if self.instance else ""
-        choices = [("", "Site default"), *((name, name) for name in names)]
-        if current and current not in names:
-            choices.append((current, f"{current} (no longer in the catalog)"))
-        self.fields["default_model"].choices = choices
-
-    def clean_default_model(self) -> str:
-        value: str = self.cleaned_data["default_model"]
-        if value and not CatalogModel.objects.filter(name=value).exists():
-            raise forms.ValidationError(_("Pick a model from the catalog."))
-        return value
-
-
-class CharacterCardForm(forms.Form):
-    card = forms.FileField(
-        label=gettext_lazy("Character card"),
-        help_text=gettext_lazy("A Tavern card, V1 to V3: a PNG with the card inside, or its JSON."),
-    )
-
-
 @admin.register(PersonaPreset)
 class PersonaPresetAdmin(admin.ModelAdmin):
     form = PersonaPresetForm
     change_list_template = "admin/chat/personapreset/change_list.html"
-    list_display = ("name", "description", "default_model", "position")
+    list_display = ("name", "description", "default_model", "owner", "position")
+    list_filter = (("owner", admin.EmptyFieldListFilter), "groups")
     search_fields = ("name", "description")
     inlines = [PersonaExampleInline]
     fieldsets = (
@@ -115,7 +82,18 @@ class PersonaPresetAdmin(admin.ModelAdmin):
             },
         ),
         ("Generation", {"fields": ("default_model", "temperature", "top_p", "max_output_tokens")}),
+        (
+            gettext_lazy("Who may use it"),
+            {
+                "fields": ("groups", "owner"),
+                "description": gettext_lazy(
+                    "No groups: everyone. An owner makes it that user's private persona."
+                ),
+            },
+        ),
     )
+    filter_horizontal = ("groups",)
+    raw_id_fields = ("owner",)
 
     def get_urls(self) -> list[URLPattern]:
         extra = [
@@ -365,3 +343,17 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(SiteSettings)
+class SiteSettingsAdmin(admin.ModelAdmin):
+    """One row: opening it edits it."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not SiteSettings.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return redirect("admin:chat_sitesettings_change", SiteSettings.current().pk)

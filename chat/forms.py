@@ -4,13 +4,15 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 from chat.models import PersonaPreset, User
+from chat.permissions import personas_for
 from providers import registry
 from providers.clients.errors import LimitExceededError
 from providers.clients.limits import check_limits
 from providers.clients.types import ChatRequest
+from providers.models import CatalogModel
 
 
 class SignUpForm(UserCreationForm):  # type: ignore[type-arg]
@@ -44,15 +46,19 @@ class NewChatForm(forms.Form):
         choices=(), widget=forms.Select(attrs={"id": "new-chat-model", "data-model-picker": ""})
     )
 
-    def __init__(self, *args: Any, options: list[registry.ModelOption], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, options: list[registry.ModelOption], user: User, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        personas = personas_for(user)
+        self.fields["persona"].queryset = personas
         self.fields["model"].choices = model_choices(options)
         default = registry.default_option(options)
         if default is not None and not self.is_bound:
             self.initial.setdefault("model", default.key)
         widget = self.fields["persona"].widget
         widget.extras = {"": {"data-model": default.key if default else ""}}
-        for persona in PersonaPreset.objects.only("pk", "description", "default_model"):
+        for persona in personas.only("pk", "description", "default_model"):
             chosen = registry.default_option(options, persona.default_model)
             widget.extras[str(persona.pk)] = {
                 "data-model": chosen.key if chosen else "",
@@ -107,3 +113,64 @@ class ConversationSettingsForm(forms.Form):
         except LimitExceededError as error:
             raise forms.ValidationError(str(error)) from None
         return data
+
+
+class PersonaPresetForm(forms.ModelForm):
+    """The default model is picked from the catalog, so it always exists."""
+
+    default_model = forms.ChoiceField(
+        required=False,
+        help_text=gettext_lazy(
+            "The model a new chat with this persona starts on. Empty: the site's default."
+        ),
+    )
+
+    class Meta:
+        model = PersonaPreset
+        fields = ("default_model",)  # the admin adds the fieldsets' fields
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = sorted(set(CatalogModel.objects.values_list("name", flat=True)))
+        current = self.instance.default_model if self.instance else ""
+        choices = [("", gettext("Site default")), *((name, name) for name in names)]
+        if current and current not in names:
+            choices.append(
+                (current, gettext("%(name)s (no longer in the catalog)") % {"name": current})
+            )
+        self.fields["default_model"].choices = choices
+
+    def clean_default_model(self) -> str:
+        value: str = self.cleaned_data["default_model"]
+        if value and not CatalogModel.objects.filter(name=value).exists():
+            raise forms.ValidationError(gettext("Pick a model from the catalog."))
+        return value
+
+
+class CharacterCardForm(forms.Form):
+    card = forms.FileField(
+        label=gettext_lazy("Character card"),
+        help_text=gettext_lazy("A Tavern card, V1 to V3: a PNG with the card inside, or its JSON."),
+    )
+
+
+class PrivatePersonaForm(PersonaPresetForm):
+    """A user's own persona: the admin's fields, minus who may use it."""
+
+    class Meta:
+        model = PersonaPreset
+        fields = (
+            "name",
+            "description",
+            "system_prompt",
+            "character_name",
+            "user_persona",
+            "user_name",
+            "scene",
+            "greeting",
+            "default_model",
+            "temperature",
+            "top_p",
+            "max_output_tokens",
+        )
+        widgets = {"description": forms.TextInput()}

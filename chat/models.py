@@ -21,7 +21,7 @@ _top_p = [MinValueValidator(0.01), MaxValueValidator(1.0)]
 
 
 class PersonaPreset(models.Model):
-    name = models.CharField(max_length=80, unique=True)
+    name = models.CharField(max_length=80)
     description = models.CharField(max_length=300, blank=True)
     system_prompt = models.TextField(blank=True, help_text="Who the model plays and how.")
     character_name = models.CharField(
@@ -40,9 +40,30 @@ class PersonaPreset(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1)]
     )
     position = models.PositiveIntegerField(default=0)
+    groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="+",
+        help_text="Only members of these groups may pick this persona. None: everyone.",
+    )
+    #: A private persona, seen only by the user who made it (when SiteSettings allow).
+    owner = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="personas"
+    )
 
     class Meta:
         ordering = ["position", "name"]
+        constraints = [
+            # Shared personas have names of their own; private ones are unique per owner.
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(owner=None), name="persona_shared_name"
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "name"],
+                condition=~models.Q(owner=None),
+                name="persona_private_name",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -261,3 +282,25 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name} {self.get_action_display()} {self.target}".strip()
+
+
+class SiteSettings(models.Model):
+    """Settings an admin changes in the admin, not in the environment. One row."""
+
+    users_create_personas = models.BooleanField(
+        default=False,
+        help_text="Users may make private personas (and import character cards into them), "
+        "seen only by themselves.",
+    )
+
+    class Meta:
+        verbose_name = "site settings"
+        verbose_name_plural = "site settings"
+
+    def __str__(self) -> str:
+        return "Site settings"
+
+    @classmethod
+    def current(cls) -> SiteSettings:
+        settings, _ = cls.objects.get_or_create(pk=1)
+        return settings

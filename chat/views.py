@@ -20,9 +20,17 @@ from django.views.decorators.http import require_POST
 from chat import actions
 from chat.access import access_conversation
 from chat.actions import quotas
-from chat.forms import ConversationSettingsForm, NewChatForm, SignUpForm
+from chat.cards import CARD_MAX_BYTES
+from chat.forms import (
+    CharacterCardForm,
+    ConversationSettingsForm,
+    NewChatForm,
+    PrivatePersonaForm,
+    SignUpForm,
+)
 from chat.listing import conversation_page
-from chat.models import Conversation, Message, Usage, User
+from chat.models import Conversation, Message, PersonaPreset, SiteSettings, Usage, User
+from chat.permissions import models_for
 from chat.rendering import MessageView, older_messages_html, render_message
 from chat.search import search as search_conversations
 from chat.tree import Shape, branch_page, versions_of
@@ -35,19 +43,19 @@ def _sidebar(
     return {
         "page": conversation_page(request.user),
         "active_id": active_id,
-        "new_chat_form": NewChatForm(options=options),
+        "new_chat_form": NewChatForm(options=options, user=request.user),
         "models_available": bool(options),
     }
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/home.html", _sidebar(request, registry.available_models()))
+    return render(request, "chat/home.html", _sidebar(request, models_for(request.user)))
 
 
 @require_POST
 def new_chat(request: HttpRequest) -> HttpResponse:
-    options = registry.available_models()
-    form = NewChatForm(request.POST, options=options)
+    options = models_for(request.user)
+    form = NewChatForm(request.POST, options=options, user=request.user)
     if not form.is_valid():
         context = _sidebar(request, options)
         context["new_chat_form"] = form
@@ -69,7 +77,7 @@ def conversation(request: HttpRequest, conversation_id: int) -> HttpResponse:
     chat = access_conversation(request.user, conversation_id)
     actions.take_over_stale_replies(conversation_id=chat.pk)
     # Listing models queries connections and decrypts their keys: once per request.
-    options = registry.available_models()
+    options = models_for(request.user)
     focus = request.GET.get("m", "")
     if focus.isdigit() and chat.current_leaf_id != int(focus):
         # A link to one message (a search result): show the branch it is on.
@@ -160,7 +168,7 @@ def pending(request: HttpRequest) -> HttpResponse:
 @require_POST
 def conversation_settings(request: HttpRequest, conversation_id: int) -> HttpResponse:
     chat = access_conversation(request.user, conversation_id)
-    options = registry.available_models()
+    options = models_for(request.user)
     form = ConversationSettingsForm(request.POST, options=options)
     saved = False
     if form.is_valid():
@@ -294,7 +302,7 @@ def delete_conversation(request: HttpRequest, conversation_id: int) -> HttpRespo
 
 def search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")
-    options = registry.available_models()
+    options = models_for(request.user)
     context = _sidebar(request, options)
     context.update({"query": query, "hits": search_conversations(request.user, query)})
     return render(request, "chat/search.html", context)
@@ -302,7 +310,7 @@ def search(request: HttpRequest) -> HttpResponse:
 
 def my_usage(request: HttpRequest) -> HttpResponse:
     """A user's own usage: what is used and left of each limit, and recent requests."""
-    options = registry.available_models()
+    options = models_for(request.user)
     context = _sidebar(request, options)
     context.update(
         {
@@ -311,6 +319,77 @@ def my_usage(request: HttpRequest) -> HttpResponse:
         }
     )
     return render(request, "chat/usage.html", context)
+
+
+def personas(request: HttpRequest) -> HttpResponse:
+    """A user's private personas, and a card import, when the site allows them."""
+    context = _sidebar(request, models_for(request.user))
+    context.update(
+        {
+            "allowed": SiteSettings.current().users_create_personas,
+            "personas": PersonaPreset.objects.filter(owner=request.user),
+            "card_form": CharacterCardForm(),
+        }
+    )
+    return render(request, "chat/personas.html", context)
+
+
+def edit_persona(request: HttpRequest, persona_id: int | None = None) -> HttpResponse:
+    try:
+        persona = (
+            actions.private_persona(request.user, persona_id)
+            if persona_id is not None
+            else PersonaPreset(owner=request.user)
+        )
+    except actions.ActionError:
+        raise Http404("No such persona") from None
+    form = PrivatePersonaForm(request.POST or None, instance=persona)
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.save_private_persona(user=request.user, persona=form.save(commit=False))
+        except actions.ActionError as problem:
+            form.add_error(None, str(problem))
+        else:
+            messages.success(request, _("Saved “%(name)s”.") % {"name": persona.name})
+            return redirect("personas")
+    context = _sidebar(request, models_for(request.user))
+    context.update({"form": form, "persona": persona})
+    status = 422 if request.method == "POST" else 200
+    return render(request, "chat/persona_form.html", context, status=status)
+
+
+@require_POST
+def delete_persona(request: HttpRequest, persona_id: int) -> HttpResponse:
+    try:
+        actions.delete_private_persona(user=request.user, persona_id=persona_id)
+    except actions.ActionError:
+        raise Http404("No such persona") from None
+    messages.success(request, _("The persona was deleted."))
+    return redirect("personas")
+
+
+@require_POST
+def import_persona_card(request: HttpRequest) -> HttpResponse:
+    form = CharacterCardForm(request.POST, request.FILES)
+    if form.is_valid():
+        upload = form.cleaned_data["card"]
+        try:
+            if upload.size > CARD_MAX_BYTES:
+                raise actions.ActionError(
+                    _("The card is larger than %(size)d MiB.") % {"size": CARD_MAX_BYTES // 2**20}
+                )
+            imported = actions.import_character_card(data=upload.read(), owner=request.user)
+        except actions.ActionError as problem:
+            messages.error(request, str(problem))
+        else:
+            messages.success(
+                request, _("Imported “%(name)s” from the card.") % {"name": imported.persona.name}
+            )
+            for note in imported.notes:
+                messages.warning(request, note)
+    else:
+        messages.error(request, _("Choose a card file to import."))
+    return redirect("personas")
 
 
 def export_conversation(request: HttpRequest, conversation_id: int, fmt: str) -> HttpResponse:
@@ -360,7 +439,7 @@ def import_conversations(request: HttpRequest) -> HttpResponse:
                 if count == 1:
                     return redirect("conversation", conversation_id=created[0].pk)
                 return redirect("home")
-    context = _sidebar(request, registry.available_models())
+    context = _sidebar(request, models_for(request.user))
     context.update({"error": error, "max_mib": settings.IMPORT_MAX_BYTES // (1024 * 1024)})
     return render(request, "chat/import.html", context, status=422 if error else 200)
 

@@ -69,6 +69,7 @@ class ProviderConnectionForm(forms.ModelForm):  # type: ignore[type-arg]
             "workspace",
             "endpoint_path",
             "enabled",
+            "groups",
         ]
 
     def clean(self) -> dict[str, Any]:
@@ -105,6 +106,7 @@ class ProviderConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     form = ProviderConnectionForm
     list_display = ("name", "kind", "base_url", "key_stored", "enabled", "managed")
     list_filter = ("kind", "enabled")
+    filter_horizontal = ("groups",)
 
     @admin.display(boolean=True, description="Key stored")
     def key_stored(self, obj: ProviderConnection) -> bool:
@@ -152,6 +154,8 @@ class CatalogModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "reasoning",
         "extra_roles",
         "prompt_token_ratio",
+        "input_price",
+        "output_price",
     )
     list_editable = ("enabled",)
     list_filter = ("kind", "enabled", "reasoning")
@@ -186,4 +190,10 @@ class CatalogModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             },
         ),
         ("Capabilities", {"fields": ("reasoning", "tools", "images", "extra_roles")}),
+        (
+            "Prices (USD per million tokens)",
+            {"fields": (("input_price", "cached_input_price", "output_price"),)},
+        ),
+        ("Who may use it", {"fields": ("groups",)}),
     )
+    filter_horizontal = ("groups",)

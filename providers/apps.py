@@ -17,7 +17,7 @@ class ProvidersConfig(AppConfig):
         post_migrate.connect(_sync_after_migrate, sender=self)
 
         from django.core.signals import setting_changed
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import m2m_changed, post_delete, post_save
 
         from providers.models import CatalogModel, ProviderConnection
         from providers.registry import forget_models
@@ -26,5 +26,11 @@ class ProvidersConfig(AppConfig):
             post_save.connect(forget_models, sender=model, dispatch_uid=f"forget-{model.__name__}")
             post_delete.connect(
                 forget_models, sender=model, dispatch_uid=f"forget-del-{model.__name__}"
+            )
+            # Who may use it: its groups.
+            m2m_changed.connect(
+                forget_models,
+                sender=model.groups.through,
+                dispatch_uid=f"forget-groups-{model.__name__}",
             )
         setting_changed.connect(forget_models, dispatch_uid="forget-models-settings")

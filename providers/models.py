@@ -39,6 +39,12 @@ class ProviderConnection(models.Model):
         "Cloudsway endpoint path", max_length=120, blank=True, help_text="Cloudsway only."
     )
     enabled = models.BooleanField(default=True)
+    groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="+",
+        help_text="Only members of these groups may use this connection's models. None: everyone.",
+    )
     managed_by_env = models.CharField(
         max_length=32,
         blank=True,
@@ -104,6 +110,12 @@ class CatalogModel(models.Model):
     prompt_token_ratio = models.FloatField(
         default=1.0,
         help_text="Calibrates Parley's token estimate from the prompt counts upstreams report.",
+    )
+    groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="+",
+        help_text="Only members of these groups may use this model. None: everyone.",
     )
     input_price = models.DecimalField(
         "input price",

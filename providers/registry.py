@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 
@@ -91,6 +92,15 @@ class ModelOption:
     spec: ModelSpec
     prompt_token_ratio: float = 1.0
     prices: Prices = Prices()
+    #: Groups whose members may use it, by its connection and by its catalog entry;
+    #: empty: everyone. A user needs to pass both.
+    connection_groups: frozenset[int] = frozenset()
+    model_groups: frozenset[int] = frozenset()
+
+    def allowed_for(self, group_ids: frozenset[int]) -> bool:
+        return (not self.connection_groups or bool(self.connection_groups & group_ids)) and (
+            not self.model_groups or bool(self.model_groups & group_ids)
+        )
 
     @property
     def simulated(self) -> bool:
@@ -125,7 +135,11 @@ def _demo_label(key: str, kind: str, model: str) -> str:
 
 
 def _specs() -> dict[tuple[str, str], CatalogModel]:
-    return {(row.kind, row.name): row for row in CatalogModel.objects.all()}
+    return {(row.kind, row.name): row for row in CatalogModel.objects.prefetch_related("groups")}
+
+
+def _group_ids(row: Any) -> frozenset[int]:
+    return frozenset(group.pk for group in row.groups.all()) if row is not None else frozenset()
 
 
 # Listing models queries two tables and decrypts every key, and every message sent
@@ -154,7 +168,7 @@ def available_models() -> list[ModelOption]:
 def _load_models() -> list[ModelOption]:
     rows = _specs()
     options: list[ModelOption] = []
-    for connection in ProviderConnection.objects.filter(enabled=True):
+    for connection in ProviderConnection.objects.filter(enabled=True).prefetch_related("groups"):
         try:
             api_key = connection.api_key()
         except UndecryptableSecret:
@@ -189,6 +203,8 @@ def _load_models() -> list[ModelOption]:
                         spec=row.spec(),
                         prompt_token_ratio=row.prompt_token_ratio,
                         prices=Prices.of(row),
+                        connection_groups=_group_ids(connection),
+                        model_groups=_group_ids(row),
                     )
                 )
     if settings.PARLEY_DEMO:
@@ -223,6 +239,7 @@ def _demo_options(rows: dict[tuple[str, str], CatalogModel]) -> list[ModelOption
                     spec=spec,
                     prompt_token_ratio=row.prompt_token_ratio if row is not None else 1.0,
                     prices=Prices.of(row),
+                    model_groups=_group_ids(row),
                 )
             )
     return options

@@ -39,10 +39,26 @@ def _used(user, tokens, when):
     )
 
 
+def _priced_catalog():
+    """The seeded catalog row with MiniMax's prices (transactional tests flush it)."""
+    from providers.catalog import CATALOG, MINIMAX_OPENAI
+    from providers.models import CatalogModel
+    from providers.registry import forget_models
+
+    spec = next(spec for spec in CATALOG[MINIMAX_OPENAI] if spec.name == "MiniMax-M2.7")
+    fields = CatalogModel.fields_from_spec(MINIMAX_OPENAI, spec)
+    fields.update(
+        input_price=Decimal("0.3"), cached_input_price=Decimal("0.06"), output_price=Decimal("1.2")
+    )
+    CatalogModel.objects.update_or_create(kind=MINIMAX_OPENAI, name=spec.name, defaults=fields)
+    forget_models()
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_reply_records_its_reported_usage_and_cost(
     connect, owner, conversation, fast_frames
 ):
+    await database_sync_to_async(_priced_catalog)()
     socket, _ = await connect(owner, conversation.pk)
     await socket.send_to(text_data=json.dumps({"action": "send", "message": "Price this"}))
     streaming = await receive_until(socket, lambda f: REPLY_ID.search(f) is not None)

@@ -31,7 +31,13 @@ from chat.actions.conversations import (
     switch_branch,
     update_conversation_settings,
 )
-from chat.actions.personas import ImportedPersona, import_character_card
+from chat.actions.personas import (
+    ImportedPersona,
+    delete_private_persona,
+    import_character_card,
+    private_persona,
+    save_private_persona,
+)
 from chat.actions.recovery import (
     latest_reply_frames,
     request_reply_snapshot,
@@ -78,7 +84,10 @@ __all__ = [
     "export_conversation",
     "import_conversations",
     "finish_reply",
+    "delete_private_persona",
     "import_character_card",
+    "private_persona",
+    "save_private_persona",
     "latest_reply_frames",
     "prepare_request",
     "regenerate_reply",

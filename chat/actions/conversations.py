@@ -12,6 +12,7 @@ from chat import events
 from chat.access import access_conversation
 from chat.actions.common import ActionError
 from chat.models import Conversation, Message, PersonaPreset, User
+from chat.permissions import model_for, personas_for
 from chat.rendering import branch_frame, deleted_frame, title_frames
 from chat.text import clean_text
 from chat.tree import Shape
@@ -64,12 +65,12 @@ def prepare_request(
 
 
 def create_conversation(*, user: User, persona_id: int | None, model_key: str) -> Conversation:
-    option = registry.get_model(model_key)
+    option = model_for(user, model_key)
     if option is None:
         raise ActionError(_("Pick a model from the list."))
     persona = None
     if persona_id is not None:
-        persona = PersonaPreset.objects.prefetch_related("examples").filter(pk=persona_id).first()
+        persona = personas_for(user).prefetch_related("examples").filter(pk=persona_id).first()
         if persona is None:
             raise ActionError(_("That persona no longer exists."))
     with transaction.atomic():
@@ -104,7 +105,7 @@ def update_conversation_settings(
 ) -> Conversation:
     """Change a conversation's model and parameters (already checked against its limits)."""
     conversation = access_conversation(user, conversation_id)
-    if registry.get_model(model_key) is None:
+    if model_for(user, model_key) is None:
         raise ActionError(_("Pick a model from the list."))
     conversation.model = model_key
     conversation.temperature = temperature

@@ -21,6 +21,7 @@ from chat.actions.recovery import take_over_stale_replies
 from chat.actions.replies import ReplyContext
 from chat.actions.titles import title_from
 from chat.models import Conversation, Message, User
+from chat.permissions import may_use_persona, model_for
 from chat.rendering import MessageView, append_messages_frame, branch_frame, title_frames
 from chat.text import clean_text
 from chat.tree import Shape, current_path, path_to
@@ -55,12 +56,13 @@ def send_message(
         raise ActionError(_("That message could not be read. Reload the page and try again."))
     text = _checked_text(text)
     conversation = access_conversation(user, conversation_id)
-    option = registry.get_model(conversation.model)
-    if option is None:
+    try:
+        option = _option_of(conversation, user)
+    except ActionError:
         earlier = _already_sent(conversation, client_id) if client_id else None
         if earlier is not None:
             return earlier
-        raise ActionError(_(MODEL_GONE))
+        raise
     start = Start(text=text, client_id=client_id)
     try:
         return _with_orphans_taken_over(conversation, lambda: _store(conversation, option, start))
@@ -79,7 +81,7 @@ def regenerate_reply(*, user: User, conversation_id: int, message_id: int) -> Se
     reply = _message_of(conversation, message_id, Message.Role.ASSISTANT)
     if reply.parent_id is None:
         raise ActionError(_("The persona's greeting cannot be regenerated."))
-    option = _option_of(conversation)
+    option = _option_of(conversation, user)
     start = Start(parent_id=reply.parent_id, replaces_branch=True)
     return _with_orphans_taken_over(conversation, lambda: _store(conversation, option, start))
 
@@ -90,12 +92,15 @@ def edit_message(*, user: User, conversation_id: int, message_id: int, text: str
     text = _checked_text(text)
     conversation = access_conversation(user, conversation_id)
     original = _message_of(conversation, message_id, Message.Role.USER)
-    option = _option_of(conversation)
+    option = _option_of(conversation, user)
     start = Start(parent_id=original.parent_id, text=text, replaces_branch=True, at_root=True)
     return _with_orphans_taken_over(conversation, lambda: _store(conversation, option, start))
 
 
 MODEL_GONE = gettext_noop("This conversation's model is no longer available. Pick another one.")
+PERSONA_GONE = gettext_noop(
+    "This conversation's persona is no longer available to you. Start a new chat."
+)
 REPLY_RUNNING = gettext_noop("A reply is still being written. Wait for it or press Stop.")
 
 
@@ -125,10 +130,14 @@ def _checked_text(text: str) -> str:
     return text
 
 
-def _option_of(conversation: Conversation) -> registry.ModelOption:
-    option = registry.get_model(conversation.model)
+def _option_of(conversation: Conversation, user: User) -> registry.ModelOption:
+    """The conversation's model, if it still exists and this user may still use it and
+    its persona (an admin may have changed who may)."""
+    option = model_for(user, conversation.model)
     if option is None:
         raise ActionError(_(MODEL_GONE))
+    if not may_use_persona(user, conversation.persona_id):
+        raise ActionError(_(PERSONA_GONE))
     return option
 
 

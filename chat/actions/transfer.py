@@ -15,6 +15,7 @@ from chat.access import access_conversation
 from chat.actions.common import ActionError
 from chat.actions.conversations import speaker_for
 from chat.models import Conversation, Message, PersonaPreset, User
+from chat.permissions import models_for, personas_for
 from chat.tree import current_path
 from providers import registry
 
@@ -75,12 +76,12 @@ def import_conversations(*, user: User, raw: bytes) -> list[Conversation]:
         parsed = portability.parse(raw)
     except portability.ImportProblem as problem:
         raise ActionError(str(problem)) from None
-    options = registry.available_models()
+    options = models_for(user)
     if not options:
         raise ActionError(
             _("No models are configured, so imported conversations could not continue.")
         )
-    personas = {p.name: p for p in PersonaPreset.objects.all()}
+    personas = {p.name: p for p in personas_for(user).order_by("owner_id")}
     created = []
     with transaction.atomic():
         for item in parsed:

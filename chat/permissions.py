@@ -1,0 +1,50 @@
+"""Who may use which personas and models. The pickers, every view and the socket ask
+here, so they all apply the same rule.
+
+A persona, a connection or a catalog model with no groups is for everyone; with groups,
+only for their members. A model needs both its connection and its catalog entry to
+allow the user. A private persona is its owner's alone. Superusers may use everything
+(they can change the rules anyway).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from chat.models import PersonaPreset, User
+from providers import registry
+
+
+def _group_ids(user: User) -> frozenset[int]:
+    cached = getattr(user, "_parley_group_ids", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("pk", flat=True))
+        user._parley_group_ids = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def models_for(user: User) -> list[registry.ModelOption]:
+    options = registry.available_models()
+    if user.is_superuser:
+        return options
+    groups = _group_ids(user)
+    return [option for option in options if option.allowed_for(groups)]
+
+
+def model_for(user: User, key: str) -> registry.ModelOption | None:
+    option = registry.get_model(key)
+    if option is None or not (user.is_superuser or option.allowed_for(_group_ids(user))):
+        return None
+    return option
+
+
+def personas_for(user: User) -> QuerySet[PersonaPreset]:
+    shared = Q(owner=None)
+    if not user.is_superuser:
+        shared &= Q(groups=None) | Q(groups__in=_group_ids(user))
+    allowed = PersonaPreset.objects.filter(shared | Q(owner=user)).values("pk")
+    return PersonaPreset.objects.filter(pk__in=allowed)
+
+
+def may_use_persona(user: User, persona_id: int | None) -> bool:
+    return persona_id is None or personas_for(user).filter(pk=persona_id).exists()
