@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.utils.translation import gettext, gettext_lazy
 
+from chat.i18n import translated_error
 from chat.models import PersonaPreset, User
 from chat.permissions import personas_for
 from providers import registry
@@ -111,7 +112,7 @@ class ConversationSettingsForm(forms.Form):
         try:
             check_limits(request, option.spec, api=option.connection.api_label)
         except LimitExceededError as error:
-            raise forms.ValidationError(str(error)) from None
+            raise forms.ValidationError(translated_error(str(error))) from None
         return data
 
 

@@ -4,7 +4,6 @@ stored in English shown in the reader's language."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +11,8 @@ from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation.trans_real import parse_accept_lang_header
 
-from providers.clients.http import TIMEOUT_SENTENCES
+from providers.clients import budget, http, limits  # noqa: F401 - register their sentences
+from providers.clients.errors import SENTENCE_TEMPLATES
 
 
 def language_of(scope: dict[str, Any]) -> str:
@@ -31,24 +31,33 @@ def language_of(scope: dict[str, Any]) -> str:
     return settings.LANGUAGE_CODE
 
 
-@lru_cache(maxsize=1)
-def _numbered_sentences() -> list[tuple[re.Pattern[str], str]]:
-    patterns = []
-    for sentence in TIMEOUT_SENTENCES:
-        before, _, after = sentence.partition("{seconds}")
-        pattern = re.compile(rf"{re.escape(before)}(?P<seconds>[\d.]+){re.escape(after)}")
-        patterns.append((pattern, sentence))
-    return patterns
+def _patterns() -> list[tuple[re.Pattern[str], str]]:
+    """Each registered sentence template as a pattern with a group per value."""
+    if len(_compiled) != len(SENTENCE_TEMPLATES):
+        _compiled[:] = [(_pattern(template), template) for template in SENTENCE_TEMPLATES]
+    return _compiled
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)
+    regex = "".join(
+        re.escape(part) if index % 2 == 0 else f"(?P<{part}>.+?)"
+        for index, part in enumerate(parts)
+    )
+    return re.compile(regex, re.S)
+
+
+_compiled: list[tuple[re.Pattern[str], str]] = []
 
 
 def translated_error(text: str) -> str:
-    """A reply's stored error (English, as the provider layer wrote it) in the active
-    language: whole sentences from the catalogue, and sentences that carry a number
+    """An error sentence stored in English, as the provider layer wrote it, in the
+    active language: whole sentences from the catalogue, and sentences that carry values
     through their template. An upstream's own words stay as they were said."""
     translated = gettext(text)
     if translated != text:
         return translated
-    for pattern, sentence in _numbered_sentences():
+    for pattern, template in _patterns():
         if match := pattern.fullmatch(text):
-            return gettext(sentence).format(seconds=match["seconds"])
+            return gettext(template).format(**match.groupdict())
     return text

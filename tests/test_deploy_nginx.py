@@ -1,7 +1,7 @@
 """The nginx config in deploy/ for real: nginx with TLS on loopback in front of two
 daphne processes (one when the run has no Redis to share), and Chromium chatting
 through it. A reply started through one process streams in a tab served by the other,
-and Stop works from that tab."""
+and Stop works from either tab."""
 
 from __future__ import annotations
 
@@ -229,4 +229,17 @@ def test_chatting_through_nginx_across_two_processes(behind_nginx):
         second.get_by_role("button", name="Stop").click()
         first.locator(".message.assistant.status-stopped").wait_for()
         second.locator(".message.assistant.status-stopped").wait_for()
+
+        # And the other way round: sent through the second tab's process, stopped from
+        # the first tab.
+        queue_fault(simulator_url, "pace=8")
+        composer = second.get_by_label("Message", exact=True)
+        composer.fill("Another long one, please")
+        composer.press("Enter")
+        first.wait_for_function(f"document.querySelector('{streaming}')?.textContent.length > 20")
+        first.get_by_role("button", name="Stop").click()
+        for page in (first, second):
+            page.wait_for_function(
+                "document.querySelectorAll('.message.assistant.status-stopped').length === 2"
+            )
         chromium.close()

@@ -120,6 +120,10 @@ async def test_socket_frames_speak_the_pages_language(owner, conversation):
         ("Could not reach the provider.", "无法连接到服务商。"),
         ("The provider did not start answering within 2.5 s.", "服务商在 2.5 秒内没有开始回答。"),
         ("The provider said: quota exceeded.", "The provider said: quota exceeded."),
+        (
+            "Max output tokens is at most 2,048 for M2-her on MiniMax API (got 4,096).",
+            "MiniMax API 上的 M2-her 最大输出 token 数最多为 2,048（当前为 4,096）。",
+        ),
     ],
 )
 def test_a_replys_error_sentence_shows_in_the_readers_language(stored, shown):

@@ -20,6 +20,7 @@ from chat.actions.quotas import check_send
 from chat.actions.recovery import take_over_stale_replies
 from chat.actions.replies import ReplyContext
 from chat.actions.titles import title_from
+from chat.i18n import translated_error
 from chat.models import Conversation, Message, User
 from chat.permissions import may_use_persona, model_for
 from chat.rendering import MessageView, append_messages_frame, branch_frame, title_frames
@@ -209,7 +210,7 @@ def _store(conversation: Conversation, option: registry.ModelOption, start: Star
         try:
             prepared = prepare_request(conversation, option, [*history, *new])
         except LimitExceededError as error:
-            raise ActionError(str(error)) from None
+            raise ActionError(translated_error(str(error))) from None
         for message in new:
             message.save(force_insert=True)
         reply = Message.objects.create(

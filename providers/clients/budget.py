@@ -11,12 +11,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from providers.clients.errors import LimitExceededError
+from providers.clients.errors import LimitExceededError, gettext_noop
 from providers.clients.types import ChatMessage, ChatRequest, ModelSpec, Persona
 
 PER_MESSAGE_OVERHEAD = 4
 SAFETY_MARGIN = 0.05
 MIN_RATIO, MAX_RATIO = 0.5, 3.0
+
+TOO_LONG = gettext_noop(
+    "This message and the persona need about {needed} tokens, but {model} has {window} "
+    "tokens of context and {reserved} are reserved for the answer. Shorten the message or "
+    "lower the max output tokens."
+)
 
 
 def estimate_tokens(text: str) -> int:
@@ -83,10 +89,12 @@ def fit_to_window(request: ChatRequest, spec: ModelSpec, *, ratio: float = 1.0) 
             costs.pop(0)
             dropped += 1
     if total() > available:
-        raise LimitExceededError(
-            f"This message and the persona need about {total():,} tokens, but {spec.name} has "
-            f"{spec.context_window:,} tokens of context and {output:,} are reserved for the "
-            "answer. Shorten the message or lower the max output tokens."
+        raise LimitExceededError.sentence(
+            TOO_LONG,
+            needed=f"{total():,}",
+            model=spec.name,
+            window=f"{spec.context_window:,}",
+            reserved=f"{output:,}",
         )
     return Budgeted(replace(request, messages=tuple(messages)), dropped, total())
 

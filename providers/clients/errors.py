@@ -9,9 +9,16 @@ from collections.abc import Iterable
 logger = logging.getLogger("providers")
 
 
+#: Sentences with values in them ("{seconds}"): pages translate a stored sentence by
+#: matching it against these (``chat.i18n.translated_error``).
+SENTENCE_TEMPLATES: list[str] = []
+
+
 def gettext_noop(message: str) -> str:
     """Marks a sentence for Parley's translation catalogue (``makemessages`` finds calls
     by this name); pages translate it when they show it. No Django here, by design."""
+    if "{" in message and message not in SENTENCE_TEMPLATES:
+        SENTENCE_TEMPLATES.append(message)
     return message
 
 
@@ -38,6 +45,11 @@ class ProviderError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    @classmethod
+    def sentence(cls, template: str, **values: str) -> ProviderError:
+        """An error whose message is ``template`` filled in (translatable as a whole)."""
+        return cls(template.format(**values))
 
 
 class AuthenticationError(ProviderError):

@@ -213,8 +213,6 @@ async def sse_events(
 CONNECT_TIMEOUT = gettext_noop("Could not connect to the provider within {seconds} s.")
 FIRST_TOKEN_TIMEOUT = gettext_noop("The provider did not start answering within {seconds} s.")
 IDLE_TIMEOUT = gettext_noop("The provider went silent mid-reply (nothing for {seconds} s).")
-#: Sentences with a number in them, for pages to translate (``chat.i18n``).
-TIMEOUT_SENTENCES = (CONNECT_TIMEOUT, FIRST_TOKEN_TIMEOUT, IDLE_TIMEOUT)
 
 
 def connect_timeout(timeouts: Timeouts) -> str:
