@@ -18,7 +18,6 @@ from django.utils.translation import gettext_lazy
 
 from chat import actions, audit
 from chat.actions import usage as usage_actions
-from chat.cards import CARD_MAX_BYTES
 from chat.charts import daily_usage_svg
 from chat.forms import CharacterCardForm, PersonaPresetForm
 from chat.models import (
@@ -111,14 +110,8 @@ class PersonaPresetAdmin(admin.ModelAdmin):
             return redirect("admin:chat_personapreset_changelist")
         form = CharacterCardForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["card"]
             try:
-                if upload.size > CARD_MAX_BYTES:
-                    raise actions.ActionError(
-                        _("The card is larger than %(size)d MiB.")
-                        % {"size": CARD_MAX_BYTES // 2**20}
-                    )
-                imported = actions.import_character_card(data=upload.read())
+                imported = actions.import_card_file(upload=form.cleaned_data["card"])
             except actions.ActionError as problem:
                 form.add_error("card", str(problem))
             else:

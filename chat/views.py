@@ -20,7 +20,6 @@ from django.views.decorators.http import require_POST
 from chat import actions
 from chat.access import access_conversation
 from chat.actions import quotas
-from chat.cards import CARD_MAX_BYTES
 from chat.forms import (
     CharacterCardForm,
     ConversationSettingsForm,
@@ -372,13 +371,10 @@ def delete_persona(request: HttpRequest, persona_id: int) -> HttpResponse:
 def import_persona_card(request: HttpRequest) -> HttpResponse:
     form = CharacterCardForm(request.POST, request.FILES)
     if form.is_valid():
-        upload = form.cleaned_data["card"]
         try:
-            if upload.size > CARD_MAX_BYTES:
-                raise actions.ActionError(
-                    _("The card is larger than %(size)d MiB.") % {"size": CARD_MAX_BYTES // 2**20}
-                )
-            imported = actions.import_character_card(data=upload.read(), owner=request.user)
+            imported = actions.import_card_file(
+                upload=form.cleaned_data["card"], owner=request.user
+            )
         except actions.ActionError as problem:
             messages.error(request, str(problem))
         else:

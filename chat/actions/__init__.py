@@ -34,6 +34,7 @@ from chat.actions.conversations import (
 from chat.actions.personas import (
     ImportedPersona,
     delete_private_persona,
+    import_card_file,
     import_character_card,
     private_persona,
     save_private_persona,
@@ -85,6 +86,7 @@ __all__ = [
     "import_conversations",
     "finish_reply",
     "delete_private_persona",
+    "import_card_file",
     "import_character_card",
     "private_persona",
     "save_private_persona",

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from chat.actions.common import ActionError
-from chat.cards import CardError, read_card
+from chat.cards import CARD_MAX_BYTES, CardError, read_card
 from chat.models import PersonaExample, PersonaPreset, SiteSettings, User
 
 
@@ -50,6 +51,15 @@ def import_character_card(*, data: bytes, owner: User | None = None) -> Imported
     if name != card.name:
         notes.append(_("A persona named “%(name)s” exists already.") % {"name": card.name})
     return ImportedPersona(persona, tuple(notes))
+
+
+def import_card_file(*, upload: UploadedFile, owner: User | None = None) -> ImportedPersona:
+    """:func:`import_character_card` from an uploaded file, refused unread if too big."""
+    if upload.size is not None and upload.size > CARD_MAX_BYTES:
+        raise ActionError(
+            _("The card is larger than %(size)d MiB.") % {"size": CARD_MAX_BYTES // 2**20}
+        )
+    return import_character_card(data=upload.read(), owner=owner)
 
 
 def _free_name(name: str, owner: User | None) -> str:
