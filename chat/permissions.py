@@ -23,19 +23,23 @@ def _group_ids(user: User) -> frozenset[int]:
     return cached
 
 
+def _restricted(option: registry.ModelOption) -> bool:
+    return bool(option.connection_groups or option.model_groups)
+
+
 def models_for(user: User) -> list[registry.ModelOption]:
     options = registry.available_models()
-    if user.is_superuser:
-        return options
+    if user.is_superuser or not any(_restricted(option) for option in options):
+        return options  # the common case, and no query for the user's groups
     groups = _group_ids(user)
     return [option for option in options if option.allowed_for(groups)]
 
 
 def model_for(user: User, key: str) -> registry.ModelOption | None:
     option = registry.get_model(key)
-    if option is None or not (user.is_superuser or option.allowed_for(_group_ids(user))):
-        return None
-    return option
+    if option is None or not _restricted(option) or user.is_superuser:
+        return option
+    return option if option.allowed_for(_group_ids(user)) else None
 
 
 def personas_for(user: User) -> QuerySet[PersonaPreset]:

@@ -1,15 +1,20 @@
-"""Close open sockets when access ends: logging out, deactivation, un-approval."""
+"""Close open sockets when access ends: logging out, deactivation, un-approval. And
+forget the cached "any quotas?" answer when a quota is saved or deleted."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from chat import events
-from chat.models import User
+from chat.actions.quotas import forget_quotas
+from chat.models import Quota, User
+
+post_save.connect(forget_quotas, sender=Quota, dispatch_uid="forget-quotas")
+post_delete.connect(forget_quotas, sender=Quota, dispatch_uid="forget-quotas-deleted")
 
 
 @receiver(user_logged_out)

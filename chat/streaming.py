@@ -39,17 +39,23 @@ class SettledMarkdown:
     """
 
     scan_limit: int = 32 * 1024
-    rescan_every: int = 2048
+    rescan_every: int = 512
+    #: Parse at most this often (seconds); the publisher stretches it when the event loop
+    #: falls behind, so settling never competes with delivering text.
+    interval: float = 0.0
     html_limit: int = 192 * 1024
     end: int = 0
     segments: list[Segment] = field(default_factory=list)
     enabled: bool = True
-    #: How much text the last parse saw.
+    #: How much text the last parse saw, and when.
     scanned: int = 0
+    scanned_at: float = float("-inf")
 
-    def advance(self, content: str) -> Segment | None:
+    def advance(self, content: str, now: float = 0.0) -> Segment | None:
         """Settle what ``content`` (the text published so far) has finished, if anything."""
         if not self.enabled or len(content) <= self.end:
+            return None
+        if now - self.scanned_at < self.interval:
             return None
         if len(content) - self.end > self.scan_limit:
             self.enabled = False
@@ -60,7 +66,7 @@ class SettledMarkdown:
         open_length = len(content) - self.end
         if open_length > self.rescan_every and len(content) - self.scanned < open_length // 8:
             return None  # a long open block: parse again once it has grown by an eighth
-        self.scanned = len(content)
+        self.scanned, self.scanned_at = len(content), now
         start = open_block_start(content[self.end :])
         if not start:
             return None

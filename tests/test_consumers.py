@@ -215,6 +215,7 @@ async def test_garbage_on_the_socket_gets_an_error_not_a_crash(connect, owner, c
 async def test_finished_blocks_arrive_rendered_while_the_reply_streams(
     connect, owner, conversation, fast_frames
 ):
+    fast_frames.REPLY_SETTLE_INTERVAL = 0  # the test reply streams in well under a second
     socket, _ = await connect(owner, conversation.pk)
     await _send(socket, "Show me some code")
     transcript = Transcript()

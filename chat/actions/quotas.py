@@ -14,6 +14,7 @@ time zone.
 
 from __future__ import annotations
 
+import time
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -68,7 +69,29 @@ class Standing:
         return None if limit is None else max(0, limit - self.tokens_this_month)
 
 
+#: Whether any quota exists, kept for a few seconds: most sites set none, and then a
+#: send costs no quota query at all. Saving or deleting a quota forgets it in this
+#: process at once; other processes see it within QUOTA_CACHE_SECONDS.
+QUOTA_CACHE_SECONDS = 5.0
+_any_quota: tuple[float, bool] | None = None
+
+
+def forget_quotas(**kwargs: object) -> None:
+    global _any_quota
+    _any_quota = None
+
+
+def _quotas_exist() -> bool:
+    global _any_quota
+    now = time.monotonic()
+    if _any_quota is None or now - _any_quota[0] > QUOTA_CACHE_SECONDS:
+        _any_quota = (now, Quota.objects.exists())
+    return _any_quota[1]
+
+
 def limits_for(user_id: int) -> Limits:
+    if not _quotas_exist():
+        return Limits()
     rows = list(Quota.objects.filter(Q(user_id=user_id) | Q(group__user__id=user_id)))
     own = next((row for row in rows if row.user_id == user_id), None)
     groups = [row for row in rows if row.group_id is not None]

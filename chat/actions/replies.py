@@ -368,7 +368,9 @@ async def _publish_deltas(context: ReplyContext, buffer: ReplyBuffer) -> None:
         )
         for start, end, html in delta_parts(f"m-{reply_id}-{name}", offset=offset, text=text)
     ]
-    if content and (segment := buffer.settled.advance(buffer.content)) is not None:
+    buffer.settled.interval = loop_pace.interval(settings.REPLY_SETTLE_INTERVAL)
+    now = time.monotonic()
+    if content and (segment := buffer.settled.advance(buffer.content, now)) is not None:
         # Finished blocks ride with the text that finished them, after it.
         region, start, end, html = parts[-1]
         parts[-1] = (region, start, end, html + settle_part(reply_id, segment))
