@@ -120,6 +120,7 @@ class PersonaPresetForm(forms.ModelForm):
     """The default model is picked from the catalog, so it always exists."""
 
     default_model = forms.ChoiceField(
+        label=gettext_lazy("Default model"),
         required=False,
         help_text=gettext_lazy(
             "The model a new chat with this persona starts on. Empty: the site's default."
@@ -175,3 +176,26 @@ class PrivatePersonaForm(PersonaPresetForm):
             "max_output_tokens",
         )
         widgets = {"description": forms.TextInput()}
+        labels = {
+            "name": gettext_lazy("Name"),
+            "description": gettext_lazy("Description"),
+            "system_prompt": gettext_lazy("System prompt"),
+            "character_name": gettext_lazy("Character name"),
+            "user_persona": gettext_lazy("Who you play"),
+            "user_name": gettext_lazy("Your name in the story"),
+            "scene": gettext_lazy("Scene"),
+            "greeting": gettext_lazy("Greeting"),
+            "default_model": gettext_lazy("Default model"),
+            "temperature": gettext_lazy("Temperature"),
+            "top_p": gettext_lazy("Top-p"),
+            "max_output_tokens": gettext_lazy("Max output tokens"),
+        }
+        help_texts = {
+            "description": gettext_lazy("Shown under the persona picker."),
+            "system_prompt": gettext_lazy("Who the model plays and how."),
+            "character_name": gettext_lazy("The model's speaker name in role-play."),
+            "user_persona": gettext_lazy("Who the user plays."),
+            "user_name": gettext_lazy("The user's speaker name."),
+            "scene": gettext_lazy("The scene, conversation or group name."),
+            "greeting": gettext_lazy("The first message, from the persona."),
+        }

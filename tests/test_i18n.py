@@ -55,7 +55,15 @@ def test_the_main_pages_show_no_english_in_chinese(client_for, owner, conversati
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "zh-Hans,zh;q=0.9,en;q=0.5"
     pages = {
         url: client.get(url).content.decode()
-        for url in ("/", f"/c/{conversation.pk}/", "/search/?q=你好", "/import/")
+        for url in (
+            "/",
+            f"/c/{conversation.pk}/",
+            "/search/?q=你好",
+            "/import/",
+            "/usage/",
+            "/personas/",
+            "/personas/new/",
+        )
     }
     anonymous = Client(HTTP_ACCEPT_LANGUAGE="zh-CN")
     pages["/login/"] = anonymous.get("/login/").content.decode()
