@@ -173,3 +173,36 @@ class TestPrivatePersonas:
         assert client_for(owner).post(f"/personas/{muse.pk}/delete/").status_code == 302
         chat.refresh_from_db()
         assert chat.persona is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_socket_refuses_a_model_the_user_may_no_longer_use(connect, owner):
+    import json
+
+    from channels.db import database_sync_to_async
+
+    from tests.streams import receive_until
+
+    def setup():
+        crew = Group.objects.create(name="crew")
+        owner.groups.add(crew)
+        row = CatalogModel.objects.filter(kind=catalog.MINIMAX_OPENAI, name="M2-her").first()
+        if row is None:  # transactional tests flush the seeded catalog
+            spec = next(s for s in catalog.CATALOG[catalog.MINIMAX_OPENAI] if s.name == "M2-her")
+            fields = CatalogModel.fields_from_spec(catalog.MINIMAX_OPENAI, spec)
+            row = CatalogModel.objects.create(kind=catalog.MINIMAX_OPENAI, name="M2-her", **fields)
+        row.groups.add(crew)
+        forget_models()
+        chat = actions.create_conversation(user=owner, persona_id=None, model_key=HER)
+        owner.groups.remove(crew)
+        return chat
+
+    chat = await database_sync_to_async(setup)()
+    socket, _ = await connect(owner, chat.pk)
+    await socket.send_to(
+        text_data=json.dumps({"action": "send", "message": "Hello?", "client_id": "a-1"})
+    )
+    frame = await receive_until(socket, lambda f: "no longer available" in f)
+    assert 'data-refused="a-1"' in frame
+    stored = await database_sync_to_async(chat.messages.filter(role="user").count)()
+    assert stored == 0
