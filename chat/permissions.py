@@ -9,6 +9,7 @@ allow the user. A private persona is its owner's alone. Superusers may use every
 
 from __future__ import annotations
 
+from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 
 from chat.models import PersonaPreset, User
@@ -45,7 +46,8 @@ def model_for(user: User, key: str) -> registry.ModelOption | None:
 def personas_for(user: User) -> QuerySet[PersonaPreset]:
     shared = Q(owner=None)
     if not user.is_superuser:
-        shared &= Q(groups=None) | Q(groups__in=_group_ids(user))
+        # The user's groups as a subquery: one query for the whole question.
+        shared &= Q(groups=None) | Q(groups__in=Group.objects.filter(user=user).values("pk"))
     allowed = PersonaPreset.objects.filter(shared | Q(owner=user)).values("pk")
     return PersonaPreset.objects.filter(pk__in=allowed)
 
