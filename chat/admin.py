@@ -209,8 +209,21 @@ class UsageReportForm(forms.Form):
         return data
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that are records of what happened: viewed and filtered, never edited."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Usage)
-class UsageAdmin(admin.ModelAdmin):
+class UsageAdmin(ReadOnlyAdmin):
     """Every request's usage, read-only, and the report built from it."""
 
     list_display = (
@@ -228,15 +241,6 @@ class UsageAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "model", "connection")
     date_hierarchy = "created_at"
     change_list_template = "admin/chat/usage/change_list.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         extra = [
@@ -320,22 +324,13 @@ def _csv_safe(value: str) -> str:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: the log is evidence. Filter by action and date, search names."""
 
     list_display = ("created_at", "actor_name", "action", "target_type", "target", "ip", "detail")
     list_filter = ("action", "target_type")
     search_fields = ("actor_name", "target", "ip", "detail")
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(SiteSettings)

@@ -10,8 +10,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,3 +149,66 @@ def queue_fault(simulator_url: str, fault: str) -> None:
     import httpx
 
     httpx.post(f"{simulator_url}/_faults", json={"fault": fault}, timeout=5).raise_for_status()
+
+
+#: Debian's Chromium, headless, as the browser tests and the screenshots launch it.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def sign_up(page: Any, base_url: str, username: str = "ada") -> None:
+    """Create an account in the browser (the first one is the admin) and land home."""
+    page.goto(f"{base_url}/signup/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill("a-long-passphrase-9")
+    page.get_by_label("Confirm password").fill("a-long-passphrase-9")
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(f"{base_url}/")
+
+
+@dataclass
+class BrowserSite:
+    base_url: str
+    simulator_url: str
+    chromium: Any
+    context: Any
+    #: Signed in as "ada", the admin.
+    page: Any
+
+
+@contextmanager
+def browser_site(
+    tmp: Path, *, pace: float = 400, viewport: Any = None, **env: str
+) -> Iterator[BrowserSite]:
+    """One daphne and a simulator at ``pace`` tokens/s on a fresh database, and Chromium
+    with a signed-in page (the page's CSP is bypassed so tests may wait on scripts)."""
+    from playwright.sync_api import sync_playwright
+
+    with (
+        e2e_database(tmp) as database_url,
+        simulator_process(pace, tmp / "simulator.log") as simulator_url,
+    ):
+        settings = server_env(database_url, DEMO_UPSTREAM_URL=simulator_url, **env)
+        settings["DEMO_TOKENS_PER_SECOND"] = f"{pace:g}"
+        migrate(settings)
+        with daphne(settings, tmp / "daphne.log") as base_url, sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+            )
+            try:
+                options = {"viewport": viewport} if viewport else {}
+                context = chromium.new_context(bypass_csp=True, **options)
+                page = context.new_page()
+                page.set_default_timeout(20_000)
+                sign_up(page, base_url)
+                yield BrowserSite(base_url, simulator_url, chromium, context, page)
+            finally:
+                chromium.close()

@@ -7,20 +7,11 @@ import time
 
 import pytest
 
-from tests.live import daphne, e2e_database, free_port, migrate, server_env
+from tests.live import CHROMIUM_ARGS, daphne, e2e_database, free_port, migrate, server_env
+from tests.live import sign_up as _sign_up
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless=new",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STREAMING_TEXT = ".message.assistant.status-streaming .streaming-text"
 # Tests wait with page.wait_for_function, which evaluates strings: our CSP forbids that,
 # so functional tests bypass it. The CSP test below does not, and waits with locators.
@@ -50,15 +41,6 @@ def browser():
         )
         yield chromium
         chromium.close()
-
-
-def _sign_up(page, base_url):
-    page.goto(f"{base_url}/signup/")
-    page.get_by_label("Username").fill("ada")
-    page.get_by_label("Password", exact=True).fill("a-long-passphrase-9")
-    page.get_by_label("Confirm password").fill("a-long-passphrase-9")
-    page.get_by_role("button", name="Sign up").click()
-    page.wait_for_url(f"{base_url}/")
 
 
 def test_sign_up_chat_watch_it_stream_reload_and_resume(servers, browser, tmp_path):

@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from tests.live import daphne, e2e_database, migrate, queue_fault, server_env, simulator_process
-from tests.test_browser import CHROMIUM_ARGS, _sign_up
+from tests.live import browser_site, queue_fault
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -19,25 +18,9 @@ DONE = ".message.assistant.status-complete"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """One server with fast, short simulated replies, and one signed-in page."""
-    from playwright.sync_api import sync_playwright
-
     tmp = tmp_path_factory.mktemp("conversations")
-    with (
-        e2e_database(tmp) as database_url,
-        simulator_process(400, tmp / "simulator.log") as simulator_url,
-    ):
-        env = server_env(database_url, DEMO_UPSTREAM_URL=simulator_url, DEMO_REPLY_TOKENS="20")
-        env["DEMO_TOKENS_PER_SECOND"] = "400"
-        migrate(env)
-        with daphne(env, tmp / "daphne.log") as base_url, sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-            )
-            page = chromium.new_page(bypass_csp=True)
-            page.set_default_timeout(20_000)
-            _sign_up(page, base_url)
-            yield base_url, page, simulator_url
-            chromium.close()
+    with browser_site(tmp, DEMO_REPLY_TOKENS="20") as site:
+        yield site.base_url, site.page, site.simulator_url
 
 
 def _new_chat(page, base_url):

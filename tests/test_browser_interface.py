@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.live import (
-    daphne,
-    e2e_database,
-    migrate,
-    queue_fault,
-    server_env,
-    simulator_process,
-)
-from tests.test_browser import CHROMIUM_ARGS, _sign_up
+from tests.live import browser_site, queue_fault
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -22,26 +14,8 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    tmp = tmp_path_factory.mktemp("interface")
-    with (
-        e2e_database(tmp) as database_url,
-        simulator_process(400, tmp / "simulator.log") as simulator_url,
-    ):
-        env = server_env(database_url, DEMO_UPSTREAM_URL=simulator_url)
-        env["DEMO_TOKENS_PER_SECOND"] = "400"
-        migrate(env)
-        with daphne(env, tmp / "daphne.log") as base_url, sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-            )
-            context = chromium.new_context(bypass_csp=True)
-            page = context.new_page()
-            page.set_default_timeout(20_000)
-            _sign_up(page, base_url)
-            yield base_url, chromium, context, simulator_url
-            chromium.close()
+    with browser_site(tmp_path_factory.mktemp("interface")) as site:
+        yield site.base_url, site.chromium, site.context, site.simulator_url
 
 
 def _chat(page, base_url, persona="No persona"):

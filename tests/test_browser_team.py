@@ -5,34 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.live import daphne, e2e_database, migrate, server_env, simulator_process
-from tests.test_browser import CHROMIUM_ARGS, _sign_up
+from tests.live import browser_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    tmp = tmp_path_factory.mktemp("team")
-    with (
-        e2e_database(tmp) as database_url,
-        simulator_process(400, tmp / "simulator.log") as simulator_url,
-    ):
-        env = server_env(database_url, DEMO_UPSTREAM_URL=simulator_url)
-        env["DEMO_TOKENS_PER_SECOND"] = "400"
-        migrate(env)
-        with daphne(env, tmp / "daphne.log") as base_url, sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-            )
-            context = chromium.new_context(bypass_csp=True)
-            page = context.new_page()
-            page.set_default_timeout(20_000)
-            _sign_up(page, base_url)  # the first account: the admin
-            yield base_url, page
-            chromium.close()
+    with browser_site(tmp_path_factory.mktemp("team")) as site:  # ada: the admin
+        yield site.base_url, site.page
 
 
 def test_a_quota_set_in_the_admin_refuses_with_a_sentence_and_keeps_the_text(site):

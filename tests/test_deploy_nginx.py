@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import CI
 from tests.live import (
+    CHROMIUM_ARGS,
     ROOT,
     daphne,
     e2e_database,
@@ -24,10 +25,10 @@ from tests.live import (
     migrate,
     queue_fault,
     server_env,
+    sign_up,
     simulator_process,
     wait_for_port,
 )
-from tests.test_browser import CHROMIUM_ARGS, _sign_up
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -195,7 +196,7 @@ def test_chatting_through_nginx_across_two_processes(behind_nginx):
         context = chromium.new_context(ignore_https_errors=True, bypass_csp=True)
         first = context.new_page()
         first.set_default_timeout(20_000)
-        _sign_up(first, base_url)
+        sign_up(first, base_url)
         first.get_by_role("button", name="New chat").click()
         first.wait_for_url("**/c/*/")
         first.wait_for_function("document.querySelector('[ws-connect]') && htmx")
