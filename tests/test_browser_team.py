@@ -68,3 +68,24 @@ def test_a_group_made_in_the_admin_shows_in_the_audit_log_which_filters(site):
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1 and "ada" in rows.first.inner_text()
     assert page.get_by_role("link", name="Add audit event").count() == 0  # read-only
+
+
+def test_once_the_admin_allows_it_a_user_makes_a_private_persona_and_chats_with_it(site):
+    base_url, page = site
+    page.goto(f"{base_url}/personas/")
+    page.get_by_text("Private personas are not enabled here. Ask an admin.").wait_for()
+    page.goto(f"{base_url}/admin/chat/sitesettings/")
+    page.get_by_label("Users create personas").check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("was changed successfully").wait_for()
+
+    page.goto(f"{base_url}/personas/")
+    page.get_by_role("link", name="New persona").click()
+    page.get_by_label("Name", exact=True).fill("Quiet muse")
+    page.get_by_label("Greeting").fill("Speak softly.")
+    page.get_by_role("button", name="Save persona").click()
+    page.get_by_text("Saved “Quiet muse”.").wait_for()
+    page.goto(f"{base_url}/")
+    page.get_by_label("Persona").select_option(label="Quiet muse")
+    page.get_by_role("button", name="New chat").click()
+    page.locator(".message.assistant", has_text="Speak softly.").wait_for()
