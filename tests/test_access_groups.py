@@ -190,7 +190,7 @@ async def test_the_socket_refuses_a_model_the_user_may_no_longer_use(connect, ow
         if row is None:  # transactional tests flush the seeded catalog
             spec = next(s for s in catalog.CATALOG[catalog.MINIMAX_OPENAI] if s.name == "M2-her")
             fields = CatalogModel.fields_from_spec(catalog.MINIMAX_OPENAI, spec)
-            row = CatalogModel.objects.create(kind=catalog.MINIMAX_OPENAI, name="M2-her", **fields)
+            row = CatalogModel.objects.create(**fields)
         row.groups.add(crew)
         forget_models()
         chat = actions.create_conversation(user=owner, persona_id=None, model_key=HER)
