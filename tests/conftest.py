@@ -68,11 +68,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    """Throttling counters must not carry over from one test to the next."""
+    """Throttling counters, and the models and quotas a process keeps for a few seconds,
+    must not carry over from one test to the next (a flush sends no signals)."""
     from django.core.cache import cache
 
+    from chat.actions.quotas import forget_quotas
+    from providers.registry import forget_models
+
     cache.clear()
+    forget_models()
+    forget_quotas()
     yield
+    forget_models()
+    forget_quotas()
 
 
 def _make_user(username: str, *, approved: bool = True) -> User:
