@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry, LogEntryManager
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
@@ -137,8 +137,27 @@ _ADMIN_ACTIONS = {
 
 @receiver(post_save, sender=LogEntry)
 def _admin_change(sender: Any, instance: LogEntry, created: bool, **kwargs: Any) -> None:
-    if not created:
-        return
+    if created:
+        _mirror(instance)
+
+
+class _MirroringLogEntryManager(LogEntryManager):
+    """The admin logs several objects at once (deleting a selection) with bulk_create,
+    which sends no post_save: mirror those entries here."""
+
+    def log_actions(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().log_actions(*args, **kwargs)
+        entries = result if isinstance(result, list) else [result]
+        if len(entries) > 1:
+            for entry in entries:
+                _mirror(entry)
+        return result
+
+
+LogEntry.objects.__class__ = _MirroringLogEntryManager
+
+
+def _mirror(instance: LogEntry) -> None:
     record(
         _ADMIN_ACTIONS.get(instance.action_flag, AuditEvent.Action.CHANGE),
         actor=instance.user,

@@ -146,6 +146,20 @@ def test_groups_and_quotas_changed_in_the_admin_are_recorded(admin, owner):
     ]
 
 
+def test_deleting_a_selection_in_the_admin_records_each_object(admin):
+    crew, deck = Group.objects.create(name="crew"), Group.objects.create(name="deck")
+    for group in (crew, deck):
+        Quota.objects.create(group=group, replies_at_once=1)
+    selected = list(Quota.objects.values_list("pk", flat=True))
+    response = admin.post(
+        "/admin/chat/quota/",
+        {"action": "delete_selected", "_selected_action": selected, "post": "yes"},
+    )
+    assert response.status_code == 302 and not Quota.objects.exists()
+    deleted = sorted(e.target_id for e in _events("delete"))
+    assert deleted == sorted(str(pk) for pk in selected)
+
+
 def test_the_log_is_read_only_in_the_admin(admin):
     AuditEvent.objects.filter(action="sign_in").delete()
     AuditEvent.objects.create(created_at=timezone.now(), action="sign_in", actor_name="admin")
