@@ -16,7 +16,7 @@ from providers import catalog
 from providers.models import CatalogModel
 from providers.registry import forget_models
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
 HER = "demo:M2-her"
 GENERAL = "demo:MiniMax-M2.7"
@@ -206,3 +206,15 @@ async def test_the_socket_refuses_a_model_the_user_may_no_longer_use(connect, ow
     assert 'data-refused="a-1"' in frame
     stored = await database_sync_to_async(chat.messages.filter(role="user").count)()
     assert stored == 0
+
+
+def test_an_imported_conversation_takes_the_users_own_persona_of_that_name(owner, stranger):
+    shared = PersonaPreset.objects.create(name="Muse", greeting="Shared hello")
+    own = PersonaPreset.objects.create(name="Muse", owner=owner, greeting="My hello")
+    PersonaPreset.objects.create(name="Muse", owner=stranger)  # someone else's: never
+    chat = actions.create_conversation(user=owner, persona_id=shared.pk, model_key=GENERAL)
+    exported = actions.export_conversation(user=owner, conversation_id=chat.pk, fmt="json")
+    (copy,) = actions.import_conversations(user=owner, raw=exported.body.encode())
+    assert copy.persona == own
+    (theirs,) = actions.import_conversations(user=stranger, raw=exported.body.encode())
+    assert theirs.persona.owner == stranger

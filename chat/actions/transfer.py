@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
@@ -81,7 +82,9 @@ def import_conversations(*, user: User, raw: bytes) -> list[Conversation]:
         raise ActionError(
             _("No models are configured, so imported conversations could not continue.")
         )
-    personas = {p.name: p for p in personas_for(user).order_by("owner_id")}
+    # By name; the user's own persona wins over a shared one of the same name.
+    shared_first = personas_for(user).order_by(F("owner_id").asc(nulls_first=True))
+    personas = {persona.name: persona for persona in shared_first}
     created = []
     with transaction.atomic():
         for item in parsed:
