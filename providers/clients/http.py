@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from providers.clients.aio import asyncio_transport
 from providers.clients.errors import (
     ProviderError,
     UpstreamConnectionError,
@@ -123,8 +124,7 @@ async def open_stream(
     async with httpx.AsyncClient(
         base_url=endpoint.base_url,
         timeout=timeout,
-        transport=endpoint.transport,
-        verify=tls_context(),
+        transport=endpoint.transport or asyncio_transport(verify=tls_context()),
         follow_redirects=False,
     ) as client:
         try:
@@ -164,6 +164,88 @@ async def open_stream(
             await response.aclose()
 
 
+class _Budgets:
+    """The first-token, silence and total budgets of one stream.
+
+    One timer enforces them, re-armed only when it fires early: a timer per event (one
+    per token) was a good part of what reading a stream cost. Silence counts from the
+    start of each wait, as it did with a timeout per wait: a consumer busy between
+    events is not the upstream going silent. When a budget runs out during a wait, the
+    reading task is cancelled and the cancellation becomes the timeout, as
+    ``asyncio.timeout`` does.
+    """
+
+    def __init__(self, timeouts: Timeouts, produced: Callable[[], bool] | None) -> None:
+        self.loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.timeouts = timeouts
+        self.produced = produced
+        start = self.loop.time()
+        self.first_deadline = start + timeouts.first_token
+        self.total_deadline = start + timeouts.total
+        self.wait_started = start
+        self.seen_event = False
+        self.waiting_first = True
+        self.reading = False
+        self.expired: str | None = None
+        self._cancelling = task.cancelling()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _still_first(self) -> bool:
+        return not self.produced() if self.produced is not None else not self.seen_event
+
+    def _limit(self) -> tuple[float, Callable[[Timeouts], str]]:
+        # Name the budget that runs out first, so the message says what happened.
+        if self.waiting_first:
+            limit, reason = self.first_deadline, first_token_timeout
+        else:
+            limit, reason = self.wait_started + self.timeouts.between_tokens, idle_timeout
+        if self.total_deadline <= limit:
+            return self.total_deadline, total_timeout
+        return limit, reason
+
+    def _check(self) -> None:
+        self._timer = None
+        if not self.reading:
+            return  # the consumer is busy, not the upstream silent: the next read re-arms
+        limit, reason = self._limit()
+        if self.loop.time() < limit:
+            self._timer = self.loop.call_at(limit, self._check)
+            return
+        self.expired = reason(self.timeouts)
+        self.task.cancel()
+
+    async def next(self, events: AsyncIterator[ServerSentEvent]) -> ServerSentEvent:
+        self.wait_started = self.loop.time()
+        if self.waiting_first and not self._still_first():
+            # The silence budget (usually shorter) starts counting: re-arm for it.
+            self.waiting_first = False
+            self.close()
+        if self._timer is None:
+            limit, reason = self._limit()
+            if self.loop.time() >= limit:
+                raise UpstreamTimeoutError(reason(self.timeouts))
+            self._timer = self.loop.call_at(limit, self._check)
+        self.reading = True
+        try:
+            event = await anext(events)
+        except asyncio.CancelledError:
+            if self.expired is not None and self.task.uncancel() <= self._cancelling:
+                raise UpstreamTimeoutError(self.expired) from None
+            raise
+        finally:
+            self.reading = False
+        self.seen_event = True
+        return event
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 async def sse_events(
     response: httpx.Response,
     timeouts: Timeouts,
@@ -176,37 +258,17 @@ async def sse_events(
     ``message_start`` at once and may think long after it, so until then the (usually
     longer) first-token budget applies, counted from the start.
     """
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    deadline = start + timeouts.total
-    first_token_deadline = start + timeouts.first_token
-    events = aiter_sse(response.aiter_lines())
-    seen_event = False
-
-    def waiting_for_first() -> bool:
-        return not produced() if produced is not None else not seen_event
-
+    budgets = _Budgets(timeouts, produced)
+    events = aiter_sse(response.aiter_bytes())
     try:
         while True:
-            first = waiting_for_first()
-            now = loop.time()
-            limit = first_token_deadline if first else now + timeouts.between_tokens
-            # Name the budget that runs out first, so the message says what happened.
-            reason = first_token_timeout(timeouts) if first else idle_timeout(timeouts)
-            if deadline <= limit:
-                limit, reason = deadline, total_timeout(timeouts)
-            if limit - now <= 0:
-                raise UpstreamTimeoutError(reason)
             try:
-                async with asyncio.timeout(limit - now):
-                    event = await anext(events)
+                event = await budgets.next(events)
             except StopAsyncIteration:
                 return
-            except TimeoutError:
-                raise UpstreamTimeoutError(reason) from None
-            seen_event = True
             yield event
     finally:
+        budgets.close()
         await events.aclose()
 
 

@@ -20,6 +20,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from providers.clients.aio import AsyncioBackend, asyncio_transport
+
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
@@ -109,10 +111,9 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     def _transport(self) -> httpx.AsyncHTTPTransport:
         if self._inner is None:
-            inner = httpx.AsyncHTTPTransport(verify=self.verify)
-            pool = inner._pool  # httpx builds its pool with no way to pass a backend
-            pool._network_backend = _GuardedBackend(pool._network_backend)
-            self._inner = inner
+            self._inner = asyncio_transport(
+                verify=self.verify, backend=_GuardedBackend(AsyncioBackend())
+            )
         return self._inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

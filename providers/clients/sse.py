@@ -1,4 +1,4 @@
-"""A pure server-sent events decoder: lines in, events out.
+"""A pure server-sent events decoder: bytes or lines in, events out.
 
 Follows the WHATWG rules every upstream here relies on: ``event:``, ``data:``, ``id:``
 fields, ``:`` comment lines, a blank line ends an event, the space after the colon is
@@ -70,10 +70,59 @@ def iter_sse(lines: Iterable[str]) -> Iterator[ServerSentEvent]:
         yield tail
 
 
-async def aiter_sse(lines: AsyncIterator[str]) -> AsyncGenerator[ServerSentEvent, None]:
-    decoder = SSEDecoder()
-    async for line in lines:
-        event = decoder.feed(line.rstrip("\r\n"))
+class LineSplitter:
+    """Bytes in, lines out: SSE lines end in CRLF, LF or CR, and a chunk may end between
+    the CR and the LF of one line ending. Lines are split on bytes and decoded as UTF-8
+    one by one (no byte of a multi-byte character is a CR or an LF), so a character
+    split across chunks arrives whole."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        data = self._pending + chunk if self._pending else chunk
+        if data.endswith(b"\r"):
+            # It may be the first half of a CRLF: wait for the next byte.
+            self._pending, data = b"\r", data[:-1]
+        else:
+            self._pending = b""
+        lines = data.split(b"\n")
+        # The last piece has no line ending yet (empty when the chunk ended with one).
+        rest = lines.pop()
+        if b"\r" in data:
+            lines = [piece for line in lines for piece in _split_cr(line)]
+            *done, rest = _split_cr(rest)
+            lines.extend(done)
+        if rest:
+            self._pending = rest + self._pending
+        return [line.decode("utf-8", "replace") for line in lines]
+
+    def flush(self) -> list[str]:
+        rest, self._pending = self._pending, b""
+        if rest.endswith(b"\r"):
+            return [line.decode("utf-8", "replace") for line in rest[:-1].split(b"\r")]
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+
+def _split_cr(line: bytes) -> list[bytes]:
+    """A piece between LFs: CR ends lines inside it, and a CR right before the LF is
+    just the first half of a CRLF."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return line.split(b"\r")
+
+
+async def aiter_sse(chunks: AsyncIterator[bytes]) -> AsyncGenerator[ServerSentEvent, None]:
+    """Events from a byte stream, in one generator: the cost per upstream chunk matters
+    (one chunk per token) and every layer of async iteration adds to it."""
+    decoder, splitter = SSEDecoder(), LineSplitter()
+    async for chunk in chunks:
+        for line in splitter.feed(chunk):
+            event = decoder.feed(line)
+            if event is not None:
+                yield event
+    for line in splitter.flush():
+        event = decoder.feed(line)
         if event is not None:
             yield event
     tail = decoder.flush()

@@ -1,0 +1,180 @@
+"""The asyncio network backend every upstream call reads through, plain and over TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from providers.clients.aio import asyncio_transport
+from providers.clients.http import Timeouts, bearer_endpoint, open_stream, sse_events
+from providers.clients.netguard import GuardedTransport
+
+
+def _certificate(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@asynccontextmanager
+async def sse_server(
+    *, events: int = 50, stall_after: int | None = None, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[int]:
+    """An upstream that answers any request with ``events`` SSE events, one write each
+    (a chunked body, as the real APIs send), going silent after ``stall_after``."""
+
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        for index in range(events):
+            if index == stall_after:
+                await asyncio.sleep(30)
+            body = f'data: {{"n": {index}, "text": "é{index}"}}\n\n'.encode()
+            writer.write(b"%x\r\n%s\r\n" % (len(body), body))
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+
+
+def _numbers(lines: list[str]) -> list[int]:
+    return [int(line.split('"n": ')[1].split(",")[0]) for line in lines if line.startswith("data")]
+
+
+async def _lines(url: str, transport: httpx.AsyncBaseTransport) -> list[str]:
+    async with (
+        httpx.AsyncClient(transport=transport, timeout=5) as client,
+        client.stream("POST", url, json={}) as response,
+    ):
+        return [line async for line in response.aiter_lines()]
+
+
+async def test_a_stream_arrives_whole_in_order():
+    async with sse_server(events=200) as port:
+        lines = await _lines(f"http://127.0.0.1:{port}/v1", asyncio_transport())
+    assert _numbers(lines) == list(range(200))
+    assert '"text": "é7"' in lines[14]
+
+
+async def test_a_stream_over_tls_verifies_the_certificate(tmp_path):
+    cert, key = _certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    async with sse_server(events=100, tls=server_tls) as port:
+        lines = await _lines(f"https://localhost:{port}/v1", asyncio_transport(verify=client_tls))
+        assert _numbers(lines) == list(range(100))
+        # A certificate nobody vouched for is refused, as by httpx's own backend.
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await _lines(f"https://localhost:{port}/v1", asyncio_transport())
+
+
+async def test_a_refused_connection_is_a_connect_error():
+    async with sse_server() as port:
+        pass  # closed: nothing listens on the port any more
+    with pytest.raises(httpx.ConnectError):
+        await _lines(f"http://127.0.0.1:{port}/v1", asyncio_transport())
+
+
+async def test_a_stalled_read_times_out_with_httpx_read_timeout():
+    async with sse_server(events=10, stall_after=3) as port:
+        timeout = httpx.Timeout(5, read=0.3)
+        async with (
+            httpx.AsyncClient(transport=asyncio_transport(), timeout=timeout) as client,
+            client.stream("POST", f"http://127.0.0.1:{port}/v1") as response,
+        ):
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(httpx.ReadTimeout):
+                async for _ in response.aiter_bytes():
+                    pass
+            assert asyncio.get_running_loop().time() - started < 2
+
+
+async def test_silence_mid_stream_names_the_idle_budget_even_while_the_reader_is_busy():
+    """Silence counts from the start of each wait: a consumer busy for longer than the
+    budget between two events gets the next one, and the upstream's real silence after
+    it is still caught."""
+    timeouts = Timeouts(connect=2, first_token=5, between_tokens=0.2, total=30)
+    async with sse_server(events=10, stall_after=2) as port:
+        endpoint = bearer_endpoint(f"http://127.0.0.1:{port}", "k", timeouts=timeouts)
+        seen = []
+        async with open_stream(endpoint, "/v1", {}, map_error=lambda *a: None) as response:  # type: ignore[arg-type,return-value]
+            from providers.clients.errors import UpstreamTimeoutError
+
+            with pytest.raises(UpstreamTimeoutError, match="went silent"):
+                async for event in sse_events(response, timeouts):
+                    seen.append(event.data)
+                    # Busy (not awaiting the stream) past the budget: not cancelled here.
+                    await asyncio.sleep(0.3 if len(seen) == 1 else 0)
+    assert len(seen) == 2
+
+
+async def test_stopping_a_reader_is_a_cancellation_not_a_timeout():
+    timeouts = Timeouts(connect=2, first_token=5, between_tokens=5, total=30)
+    async with sse_server(events=10, stall_after=2) as port:
+        endpoint = bearer_endpoint(f"http://127.0.0.1:{port}", "k", timeouts=timeouts)
+
+        async def read() -> None:
+            async with open_stream(endpoint, "/v1", {}, map_error=lambda *a: None) as response:  # type: ignore[arg-type,return-value]
+                async for _ in sse_events(response, timeouts):
+                    pass
+
+        task = asyncio.create_task(read())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_the_guarded_transport_still_refuses_loopback():
+    async with sse_server() as port:
+        with pytest.raises(httpx.ConnectError, match="non-public"):
+            await _lines(f"http://127.0.0.1:{port}/v1", GuardedTransport())
