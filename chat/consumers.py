@@ -90,7 +90,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
-        self.delivery = SocketDelivery(lag_limit=settings.SOCKET_LAG_LIMIT)
+        self.delivery = SocketDelivery(
+            lag_limit=settings.SOCKET_LAG_LIMIT, window=settings.SOCKET_SEND_WINDOW
+        )
         # Refused during the handshake (HTTP 403); the browser retries with backoff.
         if not actions.accepting_replies() or not await self._may_access():
             await self.close()
@@ -131,6 +133,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=composer_error_frame(_("That request could not be read.")))
             return
         action = payload.get("action", "send")
+        if action == "ack":
+            # The hot path of a reading client: no database, no access check.
+            await self._acknowledged(payload.get("received"))
+            return
         if action in self.STARTS:
             # Each re-checks access in the same database hop as its work.
             await self._start_exchange(action, payload)
@@ -170,6 +176,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             if verdict is not Verdict.FORWARD:
                 return
         await self.send(text_data=event["html"])
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        if text_data:
+            self.delivery.count_sent(len(text_data))
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    async def _acknowledged(self, received: Any) -> None:
+        if not isinstance(received, int) or isinstance(received, bool) or received < 0:
+            return
+        for reply_id in self.delivery.acknowledge(received, time.time()):
+            await actions.request_reply_snapshot(reply_id=reply_id, reply_to=self.channel_name)
 
     async def access_revoked(self, event: dict[str, Any]) -> None:
         await self.close(code=CLOSE_POLICY)

@@ -8,6 +8,15 @@ continue what it last forwarded (the layer dropped some, as channels-redis does 
 channel's capacity). In both cases it asks the reply for one snapshot, the reply as
 published so far in a few frames, and forwards deltas again from there. Skipping costs
 nothing, so a socket that is behind drains its backlog quickly instead of growing it.
+
+A client that stops reading (a frozen tab, a phone on a dead network) is the other way
+to fall behind, and one the server cannot see: daphne buffers whatever a socket is sent,
+without limit and without telling the application. So the page acknowledges what it has
+received (``{"action": "ack", "received": <characters>}`` every few kilobytes), and a
+socket holds back deltas while more than ``SOCKET_SEND_WINDOW`` characters it sent are
+unacknowledged. Once the client has taken half of that, each reply held back is caught
+up by one snapshot. What a stalled client costs the server is bounded by the window,
+plus one snapshot or final frame per reply.
 """
 
 from __future__ import annotations
@@ -43,8 +52,34 @@ class SocketDelivery:
     lag_limit: float = 1.0
     #: A snapshot that has not arrived after this long is asked for again.
     resync_timeout: float = 2.0
+    #: Characters sent and not yet acknowledged past which deltas are held back; 0 for
+    #: no limit.
+    window: int = 0
+    #: Characters sent on this socket, and acknowledged by the client.
+    sent: int = 0
+    acknowledged: int = 0
     _floor: float | None = None
     _replies: dict[int, _ReplyState] = field(default_factory=dict)
+    #: Replies whose deltas were held back by the window.
+    _held: set[int] = field(default_factory=set)
+
+    @property
+    def unacknowledged(self) -> int:
+        return max(0, self.sent - self.acknowledged)
+
+    def count_sent(self, characters: int) -> None:
+        self.sent += characters
+
+    def acknowledge(self, received: int, now: float) -> list[int]:
+        """The client has received ``received`` characters in all. Returns the replies
+        to catch up by snapshot, once the client has drained half the window."""
+        self.acknowledged = max(self.acknowledged, min(received, self.sent))
+        if not self._held or self.unacknowledged > self.window // 2:
+            return []
+        held, self._held = sorted(self._held), set()
+        for reply_id in held:
+            self._replies.setdefault(reply_id, _ReplyState()).resync_asked_at = now
+        return held
 
     def delta(self, event: dict[str, Any], now: float) -> Verdict:
         reply_id = event.get("message_id")
@@ -61,6 +96,10 @@ class SocketDelivery:
         starts_t, ends_t = (int(starts[0]), int(starts[1])), (int(ends[0]), int(ends[1]))
         if known is not None and ends_t[0] <= known[0] and ends_t[1] <= known[1]:
             return Verdict.SKIP  # already forwarded (a snapshot covered it)
+        if reply_id in self._held or (self.window and self.unacknowledged > self.window):
+            # The client is not reading: hold back, catch up when it acknowledges.
+            self._held.add(reply_id)
+            return Verdict.SKIP
         if behind or (known is not None and starts_t != known):
             state.resync_asked_at = now
             return Verdict.RESYNC
@@ -76,6 +115,7 @@ class SocketDelivery:
 
     def finished(self, event: dict[str, Any]) -> None:
         self._replies.pop(event.get("message_id"), None)  # type: ignore[arg-type]
+        self._held.discard(event.get("message_id"))  # type: ignore[arg-type]
 
     def _lag(self, published_at: Any, now: float) -> float:
         if not isinstance(published_at, (int, float)):

@@ -49,6 +49,42 @@ def test_a_lost_snapshot_is_asked_for_again():
     assert delivery.delta(_delta([0, 15], [0, 18], 103.0), 103.0) is Verdict.RESYNC
 
 
+def test_a_client_that_stops_acknowledging_has_deltas_held_back_past_the_window():
+    delivery = SocketDelivery(lag_limit=1.0, window=100)
+    delivery.count_sent(90)
+    assert delivery.delta(_delta([0, 0], [0, 5], 100.0), 100.0) is Verdict.FORWARD
+    delivery.count_sent(20)  # 110 unacknowledged: over the window
+    assert delivery.delta(_delta([0, 5], [0, 9], 100.1), 100.1) is Verdict.SKIP
+    assert delivery.delta(_delta([0, 9], [0, 12], 100.2), 100.2) is Verdict.SKIP
+    # The client took some, not yet half the window: still held.
+    assert delivery.acknowledge(40, 100.3) == []
+    assert delivery.delta(_delta([0, 12], [0, 14], 100.3), 100.3) is Verdict.SKIP
+    # Half the window drained: the held reply is caught up by one snapshot.
+    assert delivery.acknowledge(70, 100.4) == [7]
+    assert delivery.delta(_delta([0, 14], [0, 16], 100.4), 100.4) is Verdict.SKIP
+    delivery.snapshot({"message_id": 7, "ends": [0, 16]})
+    assert delivery.delta(_delta([0, 16], [0, 18], 100.5), 100.5) is Verdict.FORWARD
+
+
+def test_acknowledgements_beyond_what_was_sent_or_going_backwards_change_nothing():
+    delivery = SocketDelivery(lag_limit=1.0, window=100)
+    delivery.count_sent(50)
+    delivery.acknowledge(10_000, 100.0)  # a client counting emoji twice, or lying
+    assert delivery.unacknowledged == 0
+    delivery.count_sent(150)
+    delivery.acknowledge(0, 100.1)
+    assert delivery.unacknowledged == 150
+    assert delivery.delta(_delta([0, 0], [0, 5], 100.2), 100.2) is Verdict.SKIP
+
+
+def test_a_reply_that_ends_while_held_back_is_not_caught_up_again():
+    delivery = SocketDelivery(lag_limit=1.0, window=100)
+    delivery.count_sent(500)
+    assert delivery.delta(_delta([0, 0], [0, 5], 100.0), 100.0) is Verdict.SKIP
+    delivery.finished({"message_id": 7})
+    assert delivery.acknowledge(500, 100.1) == []
+
+
 def test_a_constant_clock_offset_between_processes_is_not_lag():
     delivery = SocketDelivery(lag_limit=1.0)
     skew = 30.0  # the publishing host's clock is half a minute behind
@@ -180,3 +216,50 @@ async def test_a_socket_that_missed_frames_catches_up_by_snapshot_without_a_gap(
         assert transcript.gaps == 0
     finally:
         replies._live.pop(reply.pk, None)
+
+
+async def _acknowledge(socket, transcript: Transcript) -> None:
+    received = sum(len(frame) for frame in transcript.frames)
+    await socket.send_to(text_data=json.dumps({"action": "ack", "received": received}))
+
+
+async def test_a_client_that_stops_reading_costs_the_server_no_more_than_the_window(
+    connect, owner, conversation, settings
+):
+    """The page acknowledges what it received; one that stops gets nothing more than the
+    window until it reads again, then one snapshot, then the live tail."""
+    settings.SOCKET_SEND_WINDOW = 4096  # below what settings allow, to keep the reply short
+    settings.REPLY_FRAME_INTERVAL = 0.02
+    settings.DEMO_TOKENS_PER_SECOND = 400
+    settings.DEMO_REPLY_TOKENS = 1000
+    socket, _ = await connect(owner, conversation.pk)
+    transcript = Transcript()
+    await socket.send_to(
+        text_data=json.dumps({"action": "send", "message": "Everything", "client_id": "slow-1"})
+    )
+    await receive_until(socket, lambda f: 'data-ack="slow-1"' in f, transcript)
+    reply = await database_sync_to_async(conversation.messages.filter(role="assistant").last)()
+    # Read without acknowledging: the socket stops sending deltas past the window.
+    while not await socket.receive_nothing(timeout=0.5):
+        transcript.apply(await socket.receive_from())
+    held_at = sum(len(frame) for frame in transcript.frames)
+    assert 4096 < held_at < 4096 + 1024, held_at  # the window, and the frame that crossed it
+    assert sum(1 for frame in transcript.frames if DELTA.search(frame)) > 3
+    await database_sync_to_async(reply.refresh_from_db)()
+    assert reply.status == "streaming", "the reply itself goes on"
+
+    # Reading again: a snapshot, then deltas, acknowledged as a page does.
+    await _acknowledge(socket, transcript)
+    await receive_until(socket, lambda f: 'data-status="streaming"' in f, transcript)
+    received_deltas = 0
+    while True:
+        frame = await socket.receive_from(timeout=20)
+        transcript.apply(frame)
+        received_deltas += bool(DELTA.search(frame))
+        if is_final(reply.pk)(frame):
+            break
+        await _acknowledge(socket, transcript)
+    assert received_deltas > 0
+    await database_sync_to_async(reply.refresh_from_db)()
+    assert transcript.gaps == 0 and reply.status == "complete"
+    assert transcript.text(reply.pk) == reply.content

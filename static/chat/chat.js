@@ -52,6 +52,18 @@
     setSending(true);
   });
 
+  // Flow control: tell the server what has arrived, every few kilobytes. It holds back a
+  // reply's frames for a tab that stopped reading, instead of piling them up in memory,
+  // and catches it up by snapshot once it reads again.
+  var ACK_EVERY = 8192, received = 0, acknowledged = 0;
+  document.addEventListener("htmx:wsOpen", function () { received = 0; acknowledged = 0; });
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    received += event.detail.message.length;
+    if (received - acknowledged < ACK_EVERY) return;
+    acknowledged = received;
+    event.detail.socketWrapper.send(JSON.stringify({ action: "ack", received: received }));
+  });
+
   // Delta frames say where their text starts and ends. Drop duplicates; on a gap
   // (frames missed while reconnecting) ask the server for a snapshot instead. Settle
   // parts append a streaming reply's finished blocks, rendered, and name the stretch of

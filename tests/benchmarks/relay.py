@@ -175,12 +175,17 @@ async def open_sockets(site: Site, count: int) -> list:  # type: ignore[type-arg
 
 
 async def follow(ws, stream: Stream, deadline: float) -> None:  # type: ignore[no-untyped-def]
+    received = acknowledged = 0
     while time.time() < deadline:
         try:
             frame = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.time()))
         except TimeoutError:
             return
         now = time.time()
+        received += len(frame)
+        if received - acknowledged >= 8192:  # as the page does (static/chat/chat.js)
+            acknowledged = received
+            await ws.send(json.dumps({"action": "ack", "received": received}))
         if not stream.reply_id:
             found = STREAMING.search(frame)
             if found:

@@ -103,6 +103,10 @@ class Daphne:
         self._out.close()
 
 
+#: What static/chat/chat.js acknowledges after (characters).
+ACK_EVERY = 8192
+
+
 @dataclass
 class Socket:
     """A browser-like websocket: frames applied to a transcript as they arrive."""
@@ -119,10 +123,16 @@ class Socket:
     async def _read(self) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        received = acknowledged = 0
         try:
             async for frame in self.connection:
                 self.transcript.apply(frame)
                 self._arrived.set()
+                # Acknowledge what arrived, as the page does (flow control).
+                received += len(frame)
+                if received - acknowledged >= ACK_EVERY:
+                    acknowledged = received
+                    await self.connection.send(json.dumps({"action": "ack", "received": received}))
         except ConnectionClosed as closed:
             self.closed_with = closed.rcvd.code if closed.rcvd else 1006
         else:
