@@ -216,14 +216,26 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             arguments = {"text": text, "message_id": _message_id(payload)}
         else:
             arguments = {"message_id": _message_id(payload)}
-        sent = await self._run(self.STARTS[action], refusal_id=client_id, **arguments)
-        if sent is None:
-            return
-        await self.send(
-            text_data=composer_ok_frame(client_id=client_id, message_id=sent.user_message_id)
-        )
-        if not sent.duplicate:
-            actions.start_reply(reply_id=sent.reply_id, context=sent.context)
+        # The upstream request starts now if this process can tell what it will be; the
+        # reply adopts it once the message is stored (chat.actions.early).
+        early = None
+        if action == "send":
+            early = actions.start_early(conversation_id=self.conversation_id, text=text)
+        try:
+            sent = await self._run(self.STARTS[action], refusal_id=client_id, **arguments)
+            if sent is None:
+                return
+            # The new articles go out before the reply's first delta can.
+            await events.outbox_flushed()
+            await self.send(
+                text_data=composer_ok_frame(client_id=client_id, message_id=sent.user_message_id)
+            )
+            if not sent.duplicate:
+                actions.start_reply(reply_id=sent.reply_id, context=sent.context, early=early)
+                early = None
+        finally:
+            if early is not None:
+                early.drop()
 
     async def _run(
         self, action: Callable[..., Any], *, refusal_id: str = "", **arguments: Any
@@ -275,8 +287,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _may_access(self) -> bool:
+        user = self.scope["user"]
         try:
-            access_conversation(self.scope["user"], self.conversation_id)
+            conversation = access_conversation(user, self.conversation_id)
         except Http404:
             return False
+        actions.prepare_next_turn(user, conversation)
         return True

@@ -4,6 +4,12 @@ Events are plain dicts that carry rendered HTML and ids, never model instances. 
 DEBUG they round-trip through JSON here, so a payload that could not cross Redis fails
 at the call site rather than in production.
 
+Sync code (a send on the database thread, a view) publishes once its transaction
+commits, through the event loop's outbox: the thread hands the frame over and goes on
+to its next job instead of waiting for a busy loop, and the outbox publishes in the
+order frames were handed over. A socket awaits ``outbox_flushed`` before it starts a
+reply, so a reply's first delta never overtakes the articles it goes into.
+
 Publishing is best effort by design: a frame that cannot be delivered (Redis down, a
 full channel) is logged and dropped, never raised into the reply that produced it. The
 browser notices the gap in offsets and asks for a snapshot once the layer is back.
@@ -16,9 +22,11 @@ import hashlib
 import json
 import logging
 import time
+import weakref
+from collections import deque
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -124,7 +132,78 @@ async def send_to(channel: str, event: dict[str, Any]) -> bool:
 def publish_on_commit(group: str, event: dict[str, Any]) -> None:
     """From sync code: publish once the surrounding transaction commits."""
     event = _checked(event)
-    transaction.on_commit(lambda: async_to_sync(publish)(group, event))
+    transaction.on_commit(lambda: _hand_over(group, event))
+
+
+class _Outbox:
+    """One event loop's frames from sync code, published in order by one task."""
+
+    def __init__(self) -> None:
+        self.pending: deque[tuple[str, dict[str, Any]]] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.handed = 0
+        self.published = 0
+        self.waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def put(self, group: str, event: dict[str, Any]) -> None:
+        self.pending.append((group, event))
+        self.handed += 1
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.pending:
+            group, event = self.pending.popleft()
+            try:
+                await publish(group, event)
+            finally:
+                self.published += 1
+                self._wake()
+
+    def _wake(self) -> None:
+        still = []
+        for target, waiter in self.waiters:
+            if self.published >= target:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((target, waiter))
+        self.waiters = still
+
+    async def flushed(self) -> None:
+        if self.published >= self.handed:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append((self.handed, waiter))
+        await waiter
+
+
+_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _outbox() -> _Outbox:
+    loop = asyncio.get_running_loop()
+    outbox = _outboxes.get(loop)
+    if outbox is None:
+        outbox = _outboxes[loop] = _Outbox()
+    return outbox
+
+
+def _hand_over(group: str, event: dict[str, Any]) -> None:
+    # The loop this thread works for, as async_to_sync finds it: set by sync_to_async
+    # (database_sync_to_async, Django's sync views) in the thread it runs.
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None or loop.is_closed() or not loop.is_running():
+        async_to_sync(publish)(group, event)  # no loop to hand over to (a command, a test)
+        return
+    loop.call_soon_threadsafe(lambda: _outbox().put(group, event))
+
+
+async def outbox_flushed() -> None:
+    """Wait until every frame sync code handed this loop so far has been published."""
+    await _outbox().flushed()
 
 
 async def retry_layer(operation: Any, *, max_delay: float = 5.0) -> None:

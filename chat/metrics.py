@@ -46,6 +46,12 @@ UPSTREAM_ERRORS = Counter(
     "parley_upstream_errors", "Replies that ended on an upstream error, by kind.", ["api", "error"]
 )
 WEBSOCKETS = Gauge("parley_websocket_connections", "Chat sockets open in this process.")
+EARLY_STARTS = Counter(
+    "parley_early_starts",
+    "Upstream requests started before their message was stored: adopted by the reply, "
+    "or dropped (the conversation had changed, or the send was refused).",
+    ["outcome"],
+)
 
 
 def _running() -> float:

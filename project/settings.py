@@ -284,6 +284,9 @@ DEMO_REPLY_TOKENS = envint("DEMO_REPLY_TOKENS", 0, minimum=0)
 REPLY_FRAME_INTERVAL = envfloat("REPLY_FRAME_INTERVAL", 0.05, minimum=0.0)
 # How often, at most, a streaming reply looks for finished markdown blocks to render.
 REPLY_SETTLE_INTERVAL = envfloat("REPLY_SETTLE_INTERVAL", 0.25, minimum=0.0)
+#: Start a reply's upstream request while its message is being stored, when this
+#: process knows what the request will be (chat.actions.early).
+REPLY_EARLY_START = envbool("REPLY_EARLY_START", True)
 #: After a conversation's first reply, ask its model for a short title in the background.
 AUTO_TITLE = envbool("AUTO_TITLE", True)
 #: The largest conversation file a user may import.

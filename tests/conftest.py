@@ -68,19 +68,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    """Throttling counters, and the models and quotas a process keeps for a few seconds,
-    must not carry over from one test to the next (a flush sends no signals)."""
+    """Throttling counters, the models and quotas a process keeps for a few seconds, and
+    the conversations' next turns must not carry over from one test to the next (a
+    flush sends no signals, and ids come back)."""
     from django.core.cache import cache
 
+    from chat.actions.conversations import forget_next_turns
     from chat.actions.quotas import forget_quotas
     from providers.registry import forget_models
 
     cache.clear()
     forget_models()
     forget_quotas()
+    forget_next_turns()
     yield
     forget_models()
     forget_quotas()
+    forget_next_turns()
 
 
 def _make_user(username: str, *, approved: bool = True) -> User:

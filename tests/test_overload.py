@@ -263,3 +263,31 @@ async def test_a_client_that_stops_reading_costs_the_server_no_more_than_the_win
     await database_sync_to_async(reply.refresh_from_db)()
     assert transcript.gaps == 0 and reply.status == "complete"
     assert transcript.text(reply.pk) == reply.content
+
+
+async def test_the_database_thread_hands_frames_to_a_busy_loop_without_waiting_and_in_order():
+    """A send's frames go out once its transaction commits, but the database thread does
+    not wait for the event loop to publish them: it goes on to the next socket's send."""
+    from channels.layers import get_channel_layer
+    from django.db import transaction
+
+    from chat import events
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("outbox-test", channel)
+
+    def publish_twenty() -> float:
+        started = time.monotonic()
+        for index in range(20):
+            with transaction.atomic():
+                events.publish_on_commit("outbox-test", events.frame(str(index)))
+        return time.monotonic() - started
+
+    handed = asyncio.ensure_future(database_sync_to_async(publish_twenty)())
+    await asyncio.sleep(0.01)  # the thread has started
+    time.sleep(0.5)  # noqa: ASYNC251 - the loop is busy (a burst of streams) for half a second
+    assert await handed < 0.25
+    await events.outbox_flushed()
+    received = [(await layer.receive(channel))["html"] for _ in range(20)]
+    assert received == [str(index) for index in range(20)]

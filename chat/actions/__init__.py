@@ -7,6 +7,7 @@ One module per use case, as Zulip's ``zerver/actions``:
 - ``conversations``: start one, change its settings, build the request it sends next;
 - ``sending``: store a user's message and its empty reply, once per client id;
 - ``replies``: the life of one reply in the process that writes it;
+- ``early``: a reply's upstream request started while its message is stored;
 - ``transfer``: export and import, one conversation or all;
 - ``personas``: personas from character cards;
 - ``recovery``: Stop and snapshots across processes, and taking over replies whose
@@ -24,6 +25,7 @@ from chat.actions.conversations import (
     PreparedRequest,
     create_conversation,
     delete_conversation,
+    prepare_next_turn,
     prepare_request,
     rename_conversation,
     set_pinned,
@@ -31,6 +33,7 @@ from chat.actions.conversations import (
     switch_branch,
     update_conversation_settings,
 )
+from chat.actions.early import EarlyStart, start_early
 from chat.actions.personas import (
     ImportedPersona,
     delete_private_persona,
@@ -73,6 +76,7 @@ from chat.actions.transfer import (
 __all__ = [
     "MAX_MESSAGE_CHARS",
     "ActionError",
+    "EarlyStart",
     "ExportFile",
     "ImportedPersona",
     "PreparedRequest",
@@ -91,6 +95,7 @@ __all__ = [
     "private_persona",
     "save_private_persona",
     "latest_reply_frames",
+    "prepare_next_turn",
     "prepare_request",
     "regenerate_reply",
     "rename_conversation",
@@ -103,6 +108,7 @@ __all__ = [
     "sign_up",
     "shut_down",
     "speaker_for",
+    "start_early",
     "start_reply",
     "stop_reply",
     "stream_reply",

@@ -3,19 +3,21 @@ it sends next."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from chat import events
 from chat.access import access_conversation
 from chat.actions.common import ActionError
+from chat.actions.quotas import quotas_exist
 from chat.models import Conversation, Message, PersonaPreset, User
 from chat.permissions import model_for, personas_for
 from chat.rendering import branch_frame, deleted_frame, title_frames
 from chat.text import clean_text
-from chat.tree import Shape
+from chat.tree import Shape, current_path
 from providers import registry
 from providers.clients.budget import fit_to_window
 from providers.clients.limits import check_limits
@@ -29,39 +31,117 @@ class PreparedRequest:
     notices: tuple[str, ...]
 
 
-def prepare_request(
-    conversation: Conversation, option: registry.ModelOption, history: list[Message]
-) -> PreparedRequest:
-    """The request a conversation sends next: checked against the model's documented
-    limits and trimmed to its context window. Raises LimitExceededError."""
-    spec = option.spec
-    request = ChatRequest(
-        model=option.upstream_model,
-        messages=tuple(
-            ChatMessage(
-                role=message.role,  # type: ignore[arg-type]
-                content=message.content,
-                reasoning=message.reasoning,
-                provider_data=message.provider_data or {},
+@dataclass(frozen=True, slots=True)
+class TurnBase:
+    """Everything a conversation's next request is built from but the new messages:
+    plain values, so building the request needs no database (``chat.actions.early``)."""
+
+    option: registry.ModelOption
+    persona: Persona
+    temperature: float | None
+    top_p: float | None
+    max_output_tokens: int | None
+    messages: tuple[ChatMessage, ...]
+
+    def request(self, *new: ChatMessage) -> PreparedRequest:
+        """The request with ``new`` appended: checked against the model's documented
+        limits and trimmed to its context window. Raises LimitExceededError."""
+        option, spec = self.option, self.option.spec
+        request = ChatRequest(
+            model=option.upstream_model,
+            messages=(*self.messages, *new),
+            persona=self.persona,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            # Always explicit: some APIs' own defaults (DashScope: 256) cut answers short.
+            max_output_tokens=self.max_output_tokens or spec.default_output_tokens,
+        )
+        check_limits(request, spec, api=option.connection.api_label)
+        budgeted = fit_to_window(request, spec, ratio=option.prompt_token_ratio)
+        notices = ()
+        if budgeted.dropped:
+            notices = (
+                f"{budgeted.dropped} older message{'s' if budgeted.dropped != 1 else ''} "
+                f"left out to fit {spec.name}'s {spec.context_window:,}-token context window.",
             )
-            for message in history
-            if message.content and message.status != Message.Status.FAILED
-        ),
+        return PreparedRequest(budgeted.request, budgeted.estimated_prompt_tokens, notices)
+
+    def followed_by(self, *later: ChatMessage) -> TurnBase:
+        return replace(self, messages=(*self.messages, *later))
+
+
+def as_chat_message(message: Message) -> ChatMessage | None:
+    """A stored message as the upstream sees it; None for what it never sees (failed
+    replies, empty ones)."""
+    if not message.content or message.status == Message.Status.FAILED:
+        return None
+    return ChatMessage(
+        role=message.role,  # type: ignore[arg-type]
+        content=message.content,
+        reasoning=message.reasoning,
+        provider_data=message.provider_data or {},
+    )
+
+
+#: This process's last known TurnBase of each conversation, from its last reply or from
+#: a socket opening on it: a hint for starting the next reply early, which checks it.
+_next_turns: dict[int, TurnBase] = {}
+NEXT_TURNS_KEPT = 10_000
+
+
+def remember_next_turn(conversation_id: int, base: TurnBase) -> None:
+    _next_turns.pop(conversation_id, None)
+    _next_turns[conversation_id] = base
+    while len(_next_turns) > NEXT_TURNS_KEPT:
+        del _next_turns[next(iter(_next_turns))]  # the oldest
+
+
+def forget_next_turn(conversation_id: int) -> None:
+    _next_turns.pop(conversation_id, None)
+
+
+def forget_next_turns() -> None:
+    _next_turns.clear()
+
+
+def next_turn(conversation_id: int) -> TurnBase | None:
+    return _next_turns.get(conversation_id)
+
+
+def prepare_next_turn(user: User, conversation: Conversation) -> None:
+    """For a socket opening on a conversation this process knows nothing about yet:
+    remember what its next request is built from, so a send can start it early."""
+    if not settings.REPLY_EARLY_START or next_turn(conversation.pk) is not None:
+        return
+    option = model_for(user, conversation.model)
+    shape = Shape.of(conversation)
+    if option is None or shape.streaming:
+        return  # a running reply leaves the next turn when it ends
+    remember_next_turn(
+        conversation.pk, turn_base(conversation, option, current_path(conversation, shape))
+    )
+    quotas_exist()  # and whether a send may start early
+
+
+def turn_base(
+    conversation: Conversation, option: registry.ModelOption, history: list[Message]
+) -> TurnBase:
+    return TurnBase(
+        option=option,
         persona=_persona_for(conversation.persona),
         temperature=conversation.temperature,
         top_p=conversation.top_p,
-        # Always explicit: some APIs' own defaults (DashScope: 256) cut answers short.
-        max_output_tokens=conversation.max_output_tokens or spec.default_output_tokens,
+        max_output_tokens=conversation.max_output_tokens,
+        messages=tuple(m for m in map(as_chat_message, history) if m is not None),
     )
-    check_limits(request, spec, api=option.connection.api_label)
-    budgeted = fit_to_window(request, spec, ratio=option.prompt_token_ratio)
-    notices = ()
-    if budgeted.dropped:
-        notices = (
-            f"{budgeted.dropped} older message{'s' if budgeted.dropped != 1 else ''} "
-            f"left out to fit {spec.name}'s {spec.context_window:,}-token context window.",
-        )
-    return PreparedRequest(budgeted.request, budgeted.estimated_prompt_tokens, notices)
+
+
+def prepare_request(
+    conversation: Conversation, option: registry.ModelOption, history: list[Message]
+) -> PreparedRequest:
+    """The request a conversation sends next, after ``history``. Raises
+    LimitExceededError."""
+    return turn_base(conversation, option, history).request()
 
 
 def create_conversation(*, user: User, persona_id: int | None, model_key: str) -> Conversation:
@@ -114,6 +194,7 @@ def update_conversation_settings(
     conversation.save(
         update_fields=["model", "temperature", "top_p", "max_output_tokens", "updated_at"]
     )
+    forget_next_turn(conversation.pk)
     return conversation
 
 
@@ -167,6 +248,7 @@ def switch_branch(
         leaf = shape.latest_leaf(message_id)
         conversation.current_leaf_id = leaf
         conversation.save(update_fields=["current_leaf"])
+        forget_next_turn(conversation.pk)
         html = branch_frame(conversation, speaker=speaker_for(conversation))
         events.publish_on_commit(
             events.conversation_group(conversation.pk),
@@ -217,6 +299,7 @@ def delete_conversation(*, user: User, conversation_id: int) -> None:
         )
         Conversation.objects.filter(pk=conversation.pk).update(current_leaf=None)
         conversation.delete()
+        forget_next_turn(conversation_id)
         for reply_id in running:
             events.publish_on_commit(events.reply_group(reply_id), {"type": "reply.stop"})
         events.publish_on_commit(

@@ -81,7 +81,8 @@ def forget_quotas(**kwargs: object) -> None:
     _any_quota = None
 
 
-def _quotas_exist() -> bool:
+def quotas_exist() -> bool:
+    """Whether any quota exists (cached for QUOTA_CACHE_SECONDS)."""
     global _any_quota
     now = time.monotonic()
     if _any_quota is None or now - _any_quota[0] > QUOTA_CACHE_SECONDS:
@@ -89,8 +90,15 @@ def _quotas_exist() -> bool:
     return _any_quota[1]
 
 
+def known_without_quotas() -> bool:
+    """Whether this process last found no quota at all, without asking the database
+    (for starting a reply early: a quota created since is still checked when the
+    message is stored)."""
+    return _any_quota is not None and not _any_quota[1]
+
+
 def limits_for(user_id: int) -> Limits:
-    if not _quotas_exist():
+    if not quotas_exist():
         return Limits()
     rows = list(Quota.objects.filter(Q(user_id=user_id) | Q(group__user__id=user_id)))
     own = next((row for row in rows if row.user_id == user_id), None)

@@ -8,10 +8,12 @@ shutdown) the row ends in a final status with every character that arrived.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -22,7 +24,12 @@ from django.utils.translation import gettext_noop
 
 from chat import events, metrics
 from chat.actions.common import DB_ERRORS, ProcessLoop, retry_db
-from chat.actions.conversations import prepare_request, speaker_for
+from chat.actions.conversations import (
+    TurnBase,
+    prepare_request,
+    remember_next_turn,
+    speaker_for,
+)
 from chat.actions.titles import suggest_title, wait_for_titles
 from chat.actions.usage import record_usage
 from chat.models import Message
@@ -33,6 +40,7 @@ from providers import registry
 from providers.clients.errors import LimitExceededError, ProviderError
 from providers.clients.types import (
     ChatClient,
+    ChatMessage,
     ChatRequest,
     Finish,
     Notice,
@@ -40,6 +48,9 @@ from providers.clients.types import (
     TextDelta,
     UsageReport,
 )
+
+if TYPE_CHECKING:
+    from chat.actions.early import EarlyStart
 
 logger = logging.getLogger("chat.actions")
 
@@ -61,6 +72,9 @@ class ReplyContext:
     speaker: str
     estimated_prompt_tokens: int = 0
     notices: tuple[str, ...] = ()
+    #: What the request was built from (message stored with it): with the reply, what
+    #: the conversation's next request is built from.
+    base: TurnBase | None = None
 
 
 @dataclass(eq=False)
@@ -98,15 +112,23 @@ def accepting_replies() -> bool:
     return not _draining
 
 
-def start_reply(*, reply_id: int, context: ReplyContext | None = None) -> asyncio.Task[str]:
+def start_reply(
+    *, reply_id: int, context: ReplyContext | None = None, early: EarlyStart | None = None
+) -> asyncio.Task[str]:
     """Run the reply as a task of this process; it outlives the socket that asked.
 
     ``context`` is what ``send_message`` built for it; without it, it is loaded.
+    ``early`` is the request started before the message was stored
+    (``chat.actions.early``), used if it is the one the context asks for.
     """
+    if early is not None and (context is None or not early.adopt(context)):
+        if context is None:
+            early.drop()
+        early = None
     live = LiveReply(reply_id)
     _live[reply_id] = live
     task = asyncio.get_running_loop().create_task(
-        stream_reply(reply_id=reply_id, live=live, context=context)
+        stream_reply(reply_id=reply_id, live=live, context=context, early=early)
     )
     live.task = task
     task.add_done_callback(lambda _: _live.pop(reply_id, None))
@@ -119,6 +141,7 @@ async def wait_for_running_replies() -> None:
         tasks = [live.task for live in list(_live.values()) if live.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
     await wait_for_titles()
+    await events.outbox_flushed()
 
 
 async def shut_down(*, grace: float) -> None:
@@ -128,6 +151,7 @@ async def shut_down(*, grace: float) -> None:
     _draining = True
     running = [live for live in list(_live.values()) if live.task is not None]
     if not running:
+        await events.outbox_flushed()
         return
     logger.info("Shutting down: waiting up to %g s for %d replies", grace, len(running))
     _, pending = await asyncio.wait([live.task for live in running], timeout=grace)  # type: ignore[misc]
@@ -137,10 +161,15 @@ async def shut_down(*, grace: float) -> None:
     if pending:
         logger.info("Saving %d unfinished replies as interrupted", len(pending))
         await asyncio.gather(*pending, return_exceptions=True)
+    await events.outbox_flushed()  # their final frames
 
 
 async def stream_reply(
-    *, reply_id: int, live: LiveReply | None = None, context: ReplyContext | None = None
+    *,
+    reply_id: int,
+    live: LiveReply | None = None,
+    context: ReplyContext | None = None,
+    early: EarlyStart | None = None,
 ) -> str:
     """Stream the upstream answer into the reply; return its final status."""
     if live is None:  # called directly (tests, benchmarks): register like start_reply
@@ -167,7 +196,7 @@ async def stream_reply(
     error: BaseException | None = None
     stopped = False
     try:
-        stopped = await _run_reply(context, buffer, live)
+        stopped = await _run_reply(context, buffer, live, early)
     except asyncio.CancelledError:
         # Only shutdown cancels a reply task (Stop cancels the upstream): save and end.
         current = asyncio.current_task()
@@ -210,7 +239,25 @@ async def stream_reply(
             logger.exception("Reply %s stays streaming until it is taken over", reply_id)
     if stored and status == Message.Status.COMPLETE:
         _title_after_first_reply(context, buffer)
+    if stored and context.base is not None:
+        remember_next_turn(context.conversation_id, _next_base(context.base, buffer, status))
     return status
+
+
+def _next_base(base: TurnBase, buffer: ReplyBuffer, status: str) -> TurnBase:
+    """What the conversation's next request is built from, once this reply is stored:
+    the reply as ``as_chat_message`` reads it back from its row."""
+    if not buffer.content or status == Message.Status.FAILED:
+        return base
+    stored = json.loads(json.dumps(buffer.provider_data or {}))  # as the JSON column gives it
+    return base.followed_by(
+        ChatMessage(
+            role="assistant",
+            content=buffer.content,
+            reasoning=buffer.reasoning,
+            provider_data=stored,
+        )
+    )
 
 
 def _title_after_first_reply(context: ReplyContext, buffer: ReplyBuffer) -> None:
@@ -226,7 +273,9 @@ def _title_after_first_reply(context: ReplyContext, buffer: ReplyBuffer) -> None
         )
 
 
-async def _run_reply(context: ReplyContext, buffer: ReplyBuffer, live: LiveReply) -> bool:
+async def _run_reply(
+    context: ReplyContext, buffer: ReplyBuffer, live: LiveReply, early: EarlyStart | None = None
+) -> bool:
     """Pull, publish and listen for control messages until the upstream is done.
 
     Returns whether the reply was stopped; raises what the upstream raised.
@@ -239,7 +288,7 @@ async def _run_reply(context: ReplyContext, buffer: ReplyBuffer, live: LiveReply
         await layer.group_add(group, control)
 
     joined = await _try_layer(join)
-    upstream = asyncio.create_task(_pull_upstream(context, buffer))
+    upstream = asyncio.create_task(_pull_upstream(context, buffer, early))
     live.upstream = upstream
     if live.stop_requested:
         upstream.cancel()
@@ -287,14 +336,18 @@ def _error_text(error: BaseException | None) -> str:
     return "Something went wrong while writing this reply."
 
 
-async def _pull_upstream(context: ReplyContext, buffer: ReplyBuffer) -> None:
-    """Read events into the buffer, retrying only while nothing has reached the user."""
+async def _pull_upstream(
+    context: ReplyContext, buffer: ReplyBuffer, early: EarlyStart | None = None
+) -> None:
+    """Read events into the buffer, retrying only while nothing has reached the user.
+    The first attempt is the early request, if there is one."""
     client = context.client
     loop = asyncio.get_running_loop()
     attempt = 0
     while True:
         try:
-            stream = client.stream(context.request)
+            stream = early.events() if early is not None else client.stream(context.request)
+            early = None
             try:
                 async for event in stream:
                     if isinstance(event, TextDelta):

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_noop
 from chat import events
 from chat.access import access_conversation
 from chat.actions.common import ActionError
-from chat.actions.conversations import prepare_request, speaker_for
+from chat.actions.conversations import forget_next_turn, speaker_for, turn_base
 from chat.actions.quotas import check_send
 from chat.actions.recovery import take_over_stale_replies
 from chat.actions.replies import ReplyContext
@@ -55,7 +55,7 @@ def send_message(
     """
     if client_id and not CLIENT_ID.fullmatch(client_id):
         raise ActionError(_("That message could not be read. Reload the page and try again."))
-    text = _checked_text(text)
+    text = checked_text(text)
     conversation = access_conversation(user, conversation_id)
     try:
         option = _option_of(conversation, user)
@@ -90,7 +90,7 @@ def regenerate_reply(*, user: User, conversation_id: int, message_id: int) -> Se
 def edit_message(*, user: User, conversation_id: int, message_id: int, text: str) -> SentMessage:
     """A new version of one of the user's messages, with a fresh reply; the old
     version and everything after it stay as another branch."""
-    text = _checked_text(text)
+    text = checked_text(text)
     conversation = access_conversation(user, conversation_id)
     original = _message_of(conversation, message_id, Message.Role.USER)
     option = _option_of(conversation, user)
@@ -120,7 +120,7 @@ class Start:
     at_root: bool = False
 
 
-def _checked_text(text: str) -> str:
+def checked_text(text: str) -> str:
     text = clean_text(text).strip()
     if not text:
         raise ActionError(_("Type a message first."))
@@ -207,10 +207,12 @@ def _store(conversation: Conversation, option: registry.ModelOption, start: Star
                 client_id=start.client_id,
             )
             new.append(parent)
+        base = turn_base(conversation, option, [*history, *new])
         try:
-            prepared = prepare_request(conversation, option, [*history, *new])
+            prepared = base.request()
         except LimitExceededError as error:
             raise ActionError(translated_error(str(error))) from None
+        forget_next_turn(conversation.pk)  # its reply leaves the next one
         for message in new:
             message.save(force_insert=True)
         reply = Message.objects.create(
@@ -248,6 +250,7 @@ def _store(conversation: Conversation, option: registry.ModelOption, start: Star
         speaker=speaker,
         estimated_prompt_tokens=prepared.estimated_prompt_tokens,
         notices=prepared.notices,
+        base=base,
     )
     user_message_id = new[0].pk if new else (parent.pk if parent else 0)
     return SentMessage(conversation.pk, user_message_id, reply.pk, context=context)

@@ -189,8 +189,11 @@ def _echo_credentials(payload: Any, headers: dict[str, str]) -> Any:
 
 
 class Simulator:
-    def __init__(self, *, tokens_per_second: float = 40.0) -> None:
+    def __init__(self, *, tokens_per_second: float = 40.0, first_token_delay: float = 0.0) -> None:
         self.tokens_per_second = tokens_per_second
+        #: Seconds before the first token of every answer that sets no pause of its own,
+        #: as a real model takes to start (the relay benchmark's ``--upstream-ttft``).
+        self.first_token_delay = first_token_delay
         self.requests: list[RecordedRequest] = []
         self._faults: deque[str] = deque()
         self._server: asyncio.base_events.Server | None = None
@@ -302,6 +305,8 @@ class Simulator:
             name, _, value = item.strip().partition("=")
             if name:
                 faults[name] = value
+        if self.first_token_delay and "pause-after" not in faults:
+            faults["pause-after"], faults["pause-seconds"] = "0", str(self.first_token_delay)
         length = faults.pop("length", length)  # a queued "length=500" pads the answer too
         with contextlib.suppress(ValueError):
             pace = float(faults.pop("pace", pace))
@@ -385,10 +390,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--pace", type=float, default=40.0, help="tokens per second")
+    parser.add_argument(
+        "--first-token-delay", type=float, default=0.0, help="seconds before each first token"
+    )
     args = parser.parse_args()
 
     async def serve() -> None:
-        simulator = Simulator(tokens_per_second=args.pace)
+        simulator = Simulator(tokens_per_second=args.pace, first_token_delay=args.first_token_delay)
         url = await simulator.start(args.host, args.port)
         print(f"Simulated upstream listening on {url}", flush=True)
         await asyncio.Event().wait()

@@ -342,6 +342,12 @@ def main() -> None:
     parser.add_argument("--frame-interval", type=float, default=0.05)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument(
+        "--upstream-ttft",
+        type=float,
+        default=0.0,
+        help="seconds the simulator waits before each first token, as a real model does",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="exit 1 if any socket missed text or any stored reply differs (a smoke run)",
@@ -363,6 +369,8 @@ def main() -> None:
             str(sim_port),
             "--pace",
             str(args.pace),
+            "--first-token-delay",
+            str(args.upstream_ttft),
         ],
         cwd=ROOT,
         env=env,
@@ -405,8 +413,8 @@ def main() -> None:
     )
     print(
         f"{backend}, {args.processes} daphne process(es), {args.tokens} tokens at "
-        f"{args.pace:g} tok/s, frames every {args.frame_interval * 1000:g} ms, "
-        f"{os.cpu_count()} cores"
+        f"{args.pace:g} tok/s, first token after {args.upstream_ttft * 1000:g} ms, "
+        f"frames every {args.frame_interval * 1000:g} ms, {os.cpu_count()} cores"
     )
     print(
         "| streams | added TTFT p50 / p99 (ms) | per-token lag p50 / p99 (ms) | daphne CPU "

@@ -1,0 +1,125 @@
+"""Starting a reply's upstream request before its message is stored.
+
+Storing a message is a trip to the database thread, which every socket of the process
+shares: when many people send at once, the last waits for all the others. The upstream
+request does not have to wait with it. When this process knows what the conversation's
+next request is built from (``conversations.next_turn``: left by its last reply, or by a
+socket opening on it), a send starts the request at once from that and the new text,
+while the message is stored. The stored send then builds the request as always, and
+the early one is adopted only if it is exactly that request to exactly that connection;
+otherwise (another tab changed the conversation, an admin changed the persona or the
+key) it is dropped and the reply starts as it always did. Events that arrive before the
+reply is stored wait in memory, and nothing is shown before the message is stored.
+
+A send refused when it is stored (access, a quota, a reply already running) drops its
+early request. To keep such waste rare, nothing starts early for a user who may have a
+quota to check, or for a conversation this process knows nothing about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from chat import metrics
+from chat.actions.common import ActionError
+from chat.actions.conversations import next_turn
+from chat.actions.quotas import known_without_quotas
+from chat.actions.sending import checked_text
+from providers import registry
+from providers.clients.errors import LimitExceededError
+from providers.clients.types import ChatClient, ChatMessage, ChatRequest, StreamEvent
+
+if TYPE_CHECKING:
+    from chat.actions.replies import ReplyContext
+
+logger = logging.getLogger("chat.actions")
+
+_DONE = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class EarlyStart:
+    """An upstream request already under way, its events kept until a reply adopts it."""
+
+    def __init__(self, option: registry.ModelOption, request: ChatRequest) -> None:
+        self.option = option
+        self.request = request
+        self.client: ChatClient = registry.client_for(option)
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._pull())
+        self.settled = False
+
+    async def _pull(self) -> None:
+        stream = self.client.stream(self.request)
+        try:
+            async for event in stream:
+                self._events.put_nowait(event)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # noqa: BLE001 - handed to the reply that adopts it
+            self._events.put_nowait(_Failed(error))
+        else:
+            self._events.put_nowait(_DONE)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    def adopt(self, context: ReplyContext) -> bool:
+        """Whether the stored send built exactly this request for this connection; if
+        not, the early request is dropped."""
+        self.settled = True
+        option = context.model
+        same = (
+            option.key == self.option.key
+            and option.connection == self.option.connection
+            and context.request == self.request
+        )
+        metrics.EARLY_STARTS.labels(outcome="adopted" if same else "dropped").inc()
+        if not same:
+            logger.info("Dropped an early request for reply %s: it changed", context.reply_id)
+            self._task.cancel()
+        return same
+
+    def drop(self) -> None:
+        """The send was refused, or was a resend: nothing adopts this request."""
+        if not self.settled:
+            self.settled = True
+            metrics.EARLY_STARTS.labels(outcome="dropped").inc()
+            self._task.cancel()
+
+    async def events(self) -> AsyncGenerator[StreamEvent, None]:
+        """What the request brought so far, then the rest as it comes."""
+        try:
+            while True:
+                item = await self._events.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item
+        finally:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def start_early(*, conversation_id: int, text: str) -> EarlyStart | None:
+    """Start the request a send of ``text`` will make, if this process can tell what it
+    is without the database; None otherwise (the reply then starts once stored)."""
+    if not settings.REPLY_EARLY_START:
+        return None
+    base = next_turn(conversation_id)
+    if base is None or not known_without_quotas():
+        return None
+    try:
+        prepared = base.request(ChatMessage(role="user", content=checked_text(text)))
+    except (ActionError, LimitExceededError):
+        return None  # refused when stored, with the reason
+    return EarlyStart(base.option, prepared.request)

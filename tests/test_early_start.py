@@ -1,0 +1,113 @@
+"""A send starts its reply's upstream request before the message is stored, and the
+reply adopts it only when the stored send asks for exactly that request."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from prometheus_client import REGISTRY
+
+from chat.actions import conversations
+from chat.models import Message, User
+from tests.streams import Transcript, is_final, receive_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _early(outcome: str) -> float:
+    return REGISTRY.get_sample_value("parley_early_starts_total", {"outcome": outcome}) or 0.0
+
+
+def _replies_asked(simulator, since: int = 0) -> list:  # type: ignore[no-untyped-def]
+    """Reply requests the simulator received (titles ask with a prompt of their own)."""
+    return [r for r in simulator.requests[since:] if "Where are we" in json.dumps(r.body)]
+
+
+async def _exchange(socket, text: str, client_id: str) -> Message:
+    await socket.send_to(
+        text_data=json.dumps({"action": "send", "message": text, "client_id": client_id})
+    )
+    await receive_until(socket, lambda f: f'data-ack="{client_id}"' in f)
+    reply = await database_sync_to_async(
+        Message.objects.filter(role="assistant", status="streaming").last
+    )()
+    await receive_until(socket, is_final(reply.pk), Transcript(), within=20)
+    await database_sync_to_async(reply.refresh_from_db)()
+    return reply
+
+
+async def test_a_send_starts_upstream_early_and_the_reply_adopts_it_turn_after_turn(
+    connect, owner, conversation, simulator, fast_frames
+):
+    adopted, dropped = _early("adopted"), _early("dropped")
+    before = len(simulator.requests)
+    socket, _ = await connect(owner, conversation.pk)  # the socket learns the next turn
+    first = await _exchange(socket, "Where are we headed?", "early-1")
+    # The first reply leaves the next turn: the second send starts early too.
+    second = await _exchange(socket, "Where are we now?", "early-2")
+    assert (first.status, second.status) == ("complete", "complete")
+    assert _early("adopted") == adopted + 2 and _early("dropped") == dropped
+    # One request per reply, and the second carried the whole conversation.
+    asked = _replies_asked(simulator, before)
+    assert len(asked) == 2
+    body = asked[-1].body
+    contents = [m["content"] for m in body["messages"] if m["role"] in ("user", "assistant")]
+    assert contents[-3:] == ["Where are we headed?", first.content, "Where are we now?"]
+
+
+async def test_an_early_request_that_no_longer_matches_the_conversation_is_dropped(
+    connect, owner, conversation, simulator, fast_frames
+):
+    adopted, dropped = _early("adopted"), _early("dropped")
+    before = len(simulator.requests)
+    socket, _ = await connect(owner, conversation.pk)
+    # Another process changed the conversation behind this one's back: what this
+    # process remembers about the next turn is stale.
+    stale = conversations.next_turn(conversation.pk)
+    assert stale is not None
+    conversations.remember_next_turn(conversation.pk, stale.followed_by())
+    await database_sync_to_async(type(conversation).objects.filter(pk=conversation.pk).update)(
+        temperature=0.2
+    )
+    reply = await _exchange(socket, "Where are we headed?", "early-3")
+    assert reply.status == "complete" and reply.content
+    assert _early("dropped") == dropped + 1 and _early("adopted") == adopted
+    # The reply asked again with the conversation as stored.
+    asked = _replies_asked(simulator, before)
+    assert len(asked) == 2 and asked[-1].body["temperature"] == 0.2
+
+
+async def test_a_refused_send_drops_its_early_request_and_stores_nothing(
+    connect, owner, conversation, simulator
+):
+    dropped = _early("dropped")
+    socket, _ = await connect(owner, conversation.pk)
+    # Approval withdrawn without a signal reaching the socket (another process).
+    await database_sync_to_async(User.objects.filter(pk=owner.pk).update)(is_approved=False)
+    await socket.send_to(
+        text_data=json.dumps({"action": "send", "message": "Where are we?", "client_id": "x"})
+    )
+    output = await socket.receive_output(timeout=5)
+    while output["type"] == "websocket.send":  # the catch-up on connect
+        output = await socket.receive_output(timeout=5)
+    assert output == {"type": "websocket.close", "code": 1008}
+    assert _early("dropped") == dropped + 1
+    count = await database_sync_to_async(
+        Message.objects.filter(conversation=conversation, role="user").count
+    )()
+    assert count == 0
+
+
+async def test_nothing_starts_early_when_a_quota_may_apply(
+    connect, owner, conversation, simulator, fast_frames
+):
+    from chat.models import Quota
+
+    await database_sync_to_async(Quota.objects.create)(user=owner, tokens_per_day=1_000_000)
+    adopted, dropped = _early("adopted"), _early("dropped")
+    socket, _ = await connect(owner, conversation.pk)
+    reply = await _exchange(socket, "Where are we headed?", "early-4")
+    assert reply.status == "complete"
+    assert (_early("adopted"), _early("dropped")) == (adopted, dropped)
