@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,32 @@ class Segment:
     start: int
     end: int
     html: str
+
+
+class WorkBudget:
+    """The share of one core that optional work (rendering markdown while replies
+    stream) may take in this process, per window of time. Past it the work waits for
+    the next window: text keeps its pace and formatting arrives a little later."""
+
+    def __init__(self, share: float, *, window: float = 1.0) -> None:
+        self.share = share
+        self.window = window
+        self.spent = 0.0
+        self.since = time.monotonic()
+
+    def allows(self) -> bool:
+        now = time.monotonic()
+        if now - self.since >= self.window:
+            self.spent, self.since = 0.0, now
+        return self.spent < self.share * self.window
+
+    def charge(self, seconds: float) -> None:
+        self.spent += seconds
+
+
+#: Settling markdown in every streaming reply of this process together takes at most a
+#: tenth of a core: at a hundred streams and more it would otherwise make text late.
+settle_budget = WorkBudget(0.1)
 
 
 @dataclass
@@ -43,6 +70,8 @@ class SettledMarkdown:
     #: Parse at most this often (seconds); the publisher stretches it when the event loop
     #: falls behind, so settling never competes with delivering text.
     interval: float = 0.0
+    #: The process's budget for this work, shared by every reply (none: unlimited).
+    budget: WorkBudget | None = None
     html_limit: int = 192 * 1024
     end: int = 0
     segments: list[Segment] = field(default_factory=list)
@@ -66,6 +95,16 @@ class SettledMarkdown:
         open_length = len(content) - self.end
         if open_length > self.rescan_every and len(content) - self.scanned < open_length // 8:
             return None  # a long open block: parse again once it has grown by an eighth
+        if self.budget is not None and not self.budget.allows():
+            return None  # the process is busy: a later frame settles it
+        began = time.perf_counter()
+        try:
+            return self._settle(content, now)
+        finally:
+            if self.budget is not None:
+                self.budget.charge(time.perf_counter() - began)
+
+    def _settle(self, content: str, now: float) -> Segment | None:
         self.scanned, self.scanned_at = len(content), now
         start = open_block_start(content[self.end :])
         if not start:

@@ -9,7 +9,7 @@ import pytest
 
 from chat.highlight_css import stylesheet
 from chat.markdown import open_block_start, render_markdown
-from chat.streaming import SettledMarkdown
+from chat.streaming import SettledMarkdown, WorkBudget
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,3 +120,21 @@ def test_an_open_block_too_long_to_rescan_ends_settling_for_that_reply():
     for end in range(10, len(text) + 10, 10):
         settled.advance(text[:end])
     assert not settled.enabled and settled.end == len("Intro.\n\n")
+
+
+def test_a_spent_budget_defers_settling_to_a_later_frame_without_changing_the_result():
+    budget = WorkBudget(0.1, window=3600)
+    budget.charge(360)  # this window's share is spent
+    settled = SettledMarkdown(budget=budget)
+    half = len(DOCUMENT) // 2
+    for end in range(7, half, 7):
+        settled.advance(DOCUMENT[:end])
+    assert settled.segments == []  # nothing parsed: text goes on, formatting waits
+    budget.since -= 3600  # the next window
+    for end in range(half, len(DOCUMENT) + 7, 7):
+        settled.advance(DOCUMENT[:end])
+    joined = "".join(s.html for s in settled.segments)
+    assert settled.segments and joined + render_markdown(DOCUMENT[settled.end :]) == (
+        render_markdown(DOCUMENT)
+    )
+    assert budget.spent > 0  # the work done is charged

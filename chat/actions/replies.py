@@ -34,7 +34,7 @@ from chat.actions.titles import suggest_title, wait_for_titles
 from chat.actions.usage import record_usage
 from chat.models import Message
 from chat.rendering import MessageView, delta_parts, message_frames, settle_part
-from chat.streaming import ReplyBuffer, loop_pace
+from chat.streaming import ReplyBuffer, loop_pace, settle_budget
 from chat.tree import path_to, versions_of
 from providers import registry
 from providers.clients.errors import LimitExceededError, ProviderError
@@ -422,6 +422,7 @@ async def _publish_deltas(context: ReplyContext, buffer: ReplyBuffer) -> None:
         for start, end, html in delta_parts(f"m-{reply_id}-{name}", offset=offset, text=text)
     ]
     buffer.settled.interval = loop_pace.interval(settings.REPLY_SETTLE_INTERVAL)
+    buffer.settled.budget = settle_budget
     now = time.monotonic()
     if content and (segment := buffer.settled.advance(buffer.content, now)) is not None:
         # Finished blocks ride with the text that finished them, after it.
