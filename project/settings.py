@@ -297,7 +297,7 @@ IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
 SOCKET_LAG_LIMIT = envfloat("SOCKET_LAG_LIMIT", 1.0, minimum=0.05)
 #: A socket holds back a reply's frames while this many characters it sent are not yet
 #: acknowledged by the page (a client that stopped reading), and catches up by snapshot.
-SOCKET_SEND_WINDOW = envint("SOCKET_SEND_WINDOW", 256 * 1024, minimum=32 * 1024)
+SOCKET_SEND_WINDOW = envint("SOCKET_SEND_WINDOW", 1024 * 1024, minimum=32 * 1024)
 REPLY_FLUSH_INTERVAL = envfloat("REPLY_FLUSH_INTERVAL", 1.0, minimum=0.05)
 # Every process touches the replies it is writing this often, in one statement...
 REPLY_HEARTBEAT_INTERVAL = envfloat("REPLY_HEARTBEAT_INTERVAL", 2.0, minimum=0.1)
