@@ -25,10 +25,13 @@ def conversations_for(user: User):  # type: ignore[no-untyped-def]
     return Conversation.objects.filter(owner=user).order_by("-updated_at", "-id")
 
 
-def socket_still_allowed(*, user_id: int, session_key: str | None, conversation_id: int) -> bool:
+def socket_still_allowed(
+    *, user_id: int, session_key: str | None, conversation_id: int, check_conversation: bool = True
+) -> bool:
     """What a socket re-checks before every action: its session still exists and still
     signs in this user (logging out deletes it; a password change rotates its hash), the
-    user is active and approved, and the conversation is theirs."""
+    user is active and approved, and the conversation is theirs (unless the action
+    checks that itself: ``check_conversation=False``)."""
     if not session_key:
         return False
     engine = import_module(settings.SESSION_ENGINE)
@@ -40,4 +43,6 @@ def socket_still_allowed(*, user_id: int, session_key: str | None, conversation_
         return False
     if not constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
         return False
-    return Conversation.objects.filter(pk=conversation_id, owner=user).exists()
+    return not check_conversation or (
+        Conversation.objects.filter(pk=conversation_id, owner=user).exists()
+    )

@@ -258,7 +258,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _call_if_allowed(self, action: Callable[..., Any], arguments: dict[str, Any]) -> Any:
-        if not self._allowed():
+        # Every use case run here fetches the conversation as the user's (or 404s).
+        if not self._allowed(check_conversation=False):
             return _NOT_ALLOWED
         return action(user=self.scope["user"], conversation_id=self.conversation_id, **arguments)
 
@@ -277,12 +278,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     def _still_allowed(self) -> bool:
         return self._allowed()
 
-    def _allowed(self) -> bool:
+    def _allowed(self, *, check_conversation: bool = True) -> bool:
         user = self.scope["user"]
         return user.is_authenticated and socket_still_allowed(
             user_id=user.pk,
             session_key=self.scope["session"].session_key,
             conversation_id=self.conversation_id,
+            check_conversation=check_conversation,
         )
 
     @database_sync_to_async
