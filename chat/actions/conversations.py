@@ -121,6 +121,8 @@ def prepare_next_turn(user: User, conversation: Conversation) -> None:
         conversation.pk, turn_base(conversation, option, current_path(conversation, shape))
     )
     quotas_exist()  # and whether a send may start early
+    if option.simulated:
+        registry.demo_upstream_url()  # the offline demo starts here, not on the event loop
 
 
 def turn_base(
