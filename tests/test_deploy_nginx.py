@@ -6,7 +6,6 @@ and Stop works from either tab."""
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import re
 import subprocess
@@ -24,6 +23,7 @@ from tests.live import (
     free_port,
     migrate,
     queue_fault,
+    self_signed_certificate,
     server_env,
     sign_up,
     simulator_process,
@@ -44,43 +44,11 @@ def _needs_nginx():
         pytest.skip("nginx is not installed at /usr/sbin/nginx")
 
 
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def render_site(
     directory: Path, ports: list[int], https: int, http: int, static_root: Path
 ) -> Path:
     """deploy/nginx/parley.conf with this machine's ports and paths, nothing else changed."""
-    cert, key = _certificate(directory)
+    cert, key = self_signed_certificate(directory)
     site = SITE.read_text()
     upstreams = "".join(f"    server 127.0.0.1:{port};\n" for port in ports)
     site = re.sub(r"(    server 127\.0\.0\.1:800\d;\n)+", upstreams, site)
