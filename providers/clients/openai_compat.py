@@ -415,18 +415,6 @@ def _usage(raw: Any) -> Usage | None:
     )
 
 
-async def parse_stream(
-    payloads: AsyncGenerator[Any, None], parser: ChunkParser
-) -> AsyncGenerator[StreamEvent, None]:
-    """Drive ``parser`` over decoded payloads; ``None`` payloads are malformed frames."""
-    async with aclosing(payloads):
-        async for payload in payloads:
-            for event in parser.feed(payload):
-                yield event
-    for event in parser.close():
-        yield event
-
-
 class OpenAIShapedClient(HttpChatClient):
     """Chat completions as MiniMax, Cloudsway and Workers AI speak them.
 
@@ -497,12 +485,13 @@ class OpenAIShapedClient(HttpChatClient):
             grace=self.finish_grace,
             produced=lambda: parser.streamed_text,
         )
-        events = parse_stream(payloads, parser)
-        try:
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()
+        # The parser driven here, not in a generator of its own: a layer per token.
+        async with aclosing(payloads):
+            async for payload in payloads:  # None for a malformed frame
+                for event in parser.feed(payload):
+                    yield event
+        for event in parser.close():
+            yield event
 
     def parse_whole(self, payload: Any, request: ChatRequest) -> list[StreamEvent]:
         if not isinstance(payload, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,17 +12,28 @@ import httpx
 import pytest
 
 from providers.clients.aio import asyncio_transport
-from providers.clients.http import Timeouts, bearer_endpoint, open_stream, sse_events
+from providers.clients.http import (
+    Timeouts,
+    bearer_endpoint,
+    json_payloads,
+    open_stream,
+    sse_events,
+)
 from providers.clients.netguard import GuardedTransport
 from tests.live import self_signed_certificate
 
 
 @asynccontextmanager
 async def sse_server(
-    *, events: int = 50, stall_after: int | None = None, tls: ssl.SSLContext | None = None
+    *,
+    events: int = 50,
+    stall_after: int | None = None,
+    tls: ssl.SSLContext | None = None,
+    gzip: bool = False,
 ) -> AsyncIterator[int]:
     """An upstream that answers any request with ``events`` SSE events, one write each
-    (a chunked body, as the real APIs send), going silent after ``stall_after``."""
+    (a chunked body, as the real APIs send), going silent after ``stall_after``; with
+    ``gzip``, compressed as one stream flushed after each event."""
 
     writers: list[asyncio.StreamWriter] = []
 
@@ -30,12 +42,16 @@ async def sse_server(
         await reader.readuntil(b"\r\n\r\n")
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-            b"transfer-encoding: chunked\r\n\r\n"
+            + (b"content-encoding: gzip\r\n" if gzip else b"")
+            + b"transfer-encoding: chunked\r\n\r\n"
         )
+        compressor = zlib.compressobj(wbits=31)
         for index in range(events):
             if index == stall_after:
                 await asyncio.sleep(30)
             body = f'data: {{"n": {index}, "text": "é{index}"}}\n\n'.encode()
+            if gzip:
+                body = compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH)
             writer.write(b"%x\r\n%s\r\n" % (len(body), body))
             await writer.drain()
             await asyncio.sleep(0.001)
@@ -82,6 +98,19 @@ async def test_a_stream_over_tls_verifies_the_certificate(tmp_path):
         # A certificate nobody vouched for is refused, as by httpx's own backend.
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await _lines(f"https://localhost:{port}/v1", asyncio_transport())
+
+
+async def test_a_compressed_stream_is_decoded_event_by_event():
+    timeouts = Timeouts(connect=2, first_token=5, between_tokens=5, total=30)
+    async with sse_server(events=30, gzip=True) as port:
+        endpoint = bearer_endpoint(f"http://127.0.0.1:{port}", "k", timeouts=timeouts)
+        async with open_stream(endpoint, "/v1", {}, map_error=lambda *a: None) as response:  # type: ignore[arg-type,return-value]
+            payloads = [
+                payload
+                async for payload in json_payloads(response, timeouts, finished=lambda: False)
+            ]
+    assert [payload["n"] for payload in payloads] == list(range(30))
+    assert payloads[7]["text"] == "é7"
 
 
 async def test_a_refused_connection_is_a_connect_error():
