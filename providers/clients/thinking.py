@@ -82,9 +82,18 @@ class ThinkTagSplitter:
 
 
 def _partial_tag_suffix(text: str, tag: str) -> int:
-    for length in range(min(len(tag) - 1, len(text)), 0, -1):
-        if tag.startswith(text[-length:]):
-            return length
+    """How many of ``text``'s last characters may be the start of ``tag`` (the longest).
+
+    Runs for every chunk: only the places where the tag's first character occurs in the
+    last ``len(tag) - 1`` characters are tried, usually none."""
+    if len(tag) < 2:
+        return 0
+    tail = text[-(len(tag) - 1) :]
+    start = tail.find(tag[0])
+    while start != -1:
+        if tag.startswith(tail[start:]):
+            return len(tail) - start
+        start = tail.find(tag[0], start + 1)
     return 0
 
 

@@ -35,3 +35,23 @@ def test_cumulative_snapshots_yield_only_the_new_tail():
     tracker = SnapshotOrDelta()
     assert [tracker.feed(c) for c in ["Hel", "Hello", "Hello world"]] == ["Hel", "lo", " world"]
     assert tracker.text == "Hello world"
+
+
+def test_a_partial_tag_at_the_end_of_a_chunk_is_the_longest_suffix_that_starts_the_tag():
+    import random
+
+    from providers.clients.thinking import _partial_tag_suffix
+
+    def longest(text: str, tag: str) -> int:  # the definition, tried length by length
+        return next(
+            (n for n in range(min(len(tag) - 1, len(text)), 0, -1) if tag.startswith(text[-n:])),
+            0,
+        )
+
+    chooser = random.Random(8)
+    for _ in range(20_000):
+        text = "".join(chooser.choice("<>/thinkab ") for _ in range(chooser.randint(0, 12)))
+        for tag in ("<think>", "</think>"):
+            assert _partial_tag_suffix(text, tag) == longest(text, tag), (text, tag)
+    assert _partial_tag_suffix("reasoning </thi", "</think>") == 5
+    assert _partial_tag_suffix("a < b", "</think>") == 0
