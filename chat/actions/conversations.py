@@ -20,6 +20,7 @@ from chat.text import clean_text
 from chat.tree import Shape, current_path
 from providers import registry
 from providers.clients.budget import fit_to_window
+from providers.clients.http import tls_context
 from providers.clients.limits import check_limits
 from providers.clients.types import ChatMessage, ChatRequest, ExampleTurn, Persona
 
@@ -121,8 +122,11 @@ def prepare_next_turn(user: User, conversation: Conversation) -> None:
         conversation.pk, turn_base(conversation, option, current_path(conversation, shape))
     )
     quotas_exist()  # and whether a send may start early
+    # What a first request would otherwise do on the event loop, done here: load the CA
+    # bundle, and start the offline demo's simulator.
+    tls_context()
     if option.simulated:
-        registry.demo_upstream_url()  # the offline demo starts here, not on the event loop
+        registry.demo_upstream_url()
 
 
 def turn_base(
