@@ -174,6 +174,25 @@ def sign_up(page: Any, base_url: str, username: str = "ada") -> None:
     page.wait_for_url(f"{base_url}/")
 
 
+def socket_open(page: Any) -> None:
+    """Wait until the chat page's websocket extension has connected."""
+    page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
+    page.wait_for_timeout(300)  # the handshake, after the element is processed
+
+
+def new_chat(page: Any, base_url: str, *, persona: str = "", model: str = "") -> None:
+    """Start a chat from the home page (with this persona and model, if given) and wait
+    for its socket."""
+    page.goto(f"{base_url}/")
+    if persona:
+        page.get_by_label("Persona").select_option(label=persona)
+    if model:
+        page.get_by_label("Model").select_option(label=model)
+    page.get_by_role("button", name="New chat").click()
+    page.wait_for_url("**/c/*/")
+    socket_open(page)
+
+
 @dataclass
 class BrowserSite:
     base_url: str

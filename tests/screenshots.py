@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from tests.live import ROOT, browser_site
+from tests.live import ROOT, browser_site, new_chat
 
 OUT = ROOT / "docs" / "screenshots"
 
@@ -22,11 +22,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="parley-shots-"))
     with browser_site(tmp, viewport={"width": 1280, "height": 800}) as site:
         page = site.page
-        page.get_by_label("Persona").select_option(label="No persona")
-        page.get_by_role("button", name="New chat").click()
-        page.wait_for_url("**/c/*/")
-        page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
-        page.wait_for_timeout(300)
+        new_chat(page, site.base_url, persona="No persona")
         composer = page.get_by_label("Message", exact=True)
         composer.fill("How do I read a CSV file in Python, keeping the header?")
         composer.press("Enter")

@@ -7,7 +7,15 @@ import time
 
 import pytest
 
-from tests.live import CHROMIUM_ARGS, daphne, e2e_database, free_port, migrate, server_env
+from tests.live import (
+    CHROMIUM_ARGS,
+    daphne,
+    e2e_database,
+    free_port,
+    migrate,
+    server_env,
+    socket_open,
+)
 from tests.live import sign_up as _sign_up
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -55,8 +63,7 @@ def test_sign_up_chat_watch_it_stream_reload_and_resume(servers, browser, tmp_pa
     page.wait_for_url("**/c/*/")
     conversation_path = page.url.removeprefix(base_url)
     assert page.get_by_text("Simulated", exact=True).is_visible()
-    page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
-    page.wait_for_timeout(300)  # let the socket open
+    socket_open(page)
 
     # A second tab, served by the other process when there are two.
     watcher = context.new_page()

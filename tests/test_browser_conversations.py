@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.live import browser_site, queue_fault
+from tests.live import browser_site, new_chat, queue_fault, socket_open
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -24,12 +24,7 @@ def site(tmp_path_factory):
 
 
 def _new_chat(page, base_url):
-    page.goto(f"{base_url}/")
-    page.get_by_label("Model").select_option(label=DEMO)
-    page.get_by_role("button", name="New chat").click()
-    page.wait_for_url("**/c/*/")
-    page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
-    page.wait_for_timeout(300)
+    new_chat(page, base_url, model=DEMO)
 
 
 def _send(page, text, replies_before=None):
@@ -152,8 +147,7 @@ def test_export_then_import_and_continue(site, tmp_path):
     page.get_by_role("button", name="Import").click()
     page.wait_for_url("**/c/*/")
     page.locator(".message.user", has_text="password is tea").wait_for()
-    page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
-    page.wait_for_timeout(300)
+    socket_open(page)
     _send(page, "What did I say?")
     assert page.locator(".message.user").count() == 2
 

@@ -10,19 +10,11 @@ import json
 
 import pytest
 
-from tests.live import browser_site, queue_fault
+from tests.live import browser_site, new_chat, queue_fault
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 DONE = ".message.assistant.status-complete"
-
-
-def _chat(page, base_url):
-    page.goto(f"{base_url}/")
-    page.get_by_role("button", name="New chat").click()
-    page.wait_for_url("**/c/*/")
-    page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
-    page.wait_for_timeout(300)
 
 
 def test_the_page_acknowledges_what_it_receives_so_a_long_reply_streams_past_the_window(
@@ -44,7 +36,7 @@ def test_the_page_acknowledges_what_it_receives_so_a_long_reply_streams_past_the
             socket.on("framesent", lambda sent: acks.append(sent) if '"ack"' in sent else None)
 
         page.on("websocket", on_socket)
-        _chat(page, site.base_url)
+        new_chat(page, site.base_url)
         queue_fault(site.simulator_url, "length=8000,ignore-max-tokens")
         page.get_by_label("Message", exact=True).fill("Tell me everything")
         page.get_by_label("Message", exact=True).press("Enter")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.live import browser_site, queue_fault
+from tests.live import browser_site, new_chat, queue_fault, socket_open
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -19,12 +19,7 @@ def site(tmp_path_factory):
 
 
 def _chat(page, base_url, persona="No persona"):
-    page.goto(f"{base_url}/")
-    page.get_by_label("Persona").select_option(label=persona)
-    page.get_by_role("button", name="New chat").click()
-    page.wait_for_url("**/c/*/")
-    page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
-    page.wait_for_timeout(300)
+    new_chat(page, base_url, persona=persona)
 
 
 def test_code_is_highlighted_and_copy_buttons_work_by_keyboard(site):
@@ -131,8 +126,7 @@ def test_every_action_works_on_a_phone(site):
     menu.click()
     page.get_by_role("button", name="New chat").click()
     page.wait_for_url("**/c/*/")
-    page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
-    page.wait_for_timeout(300)
+    socket_open(page)
     page.get_by_label("Message", exact=True).fill("Hello from a phone")
     page.get_by_label("Message", exact=True).press("Enter")
     page.locator(DONE).last.wait_for()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.live import browser_site
+from tests.live import browser_site, new_chat
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -24,11 +24,7 @@ def test_a_quota_set_in_the_admin_refuses_with_a_sentence_and_keeps_the_text(sit
     page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_text("was added successfully").wait_for()
 
-    page.goto(f"{base_url}/")
-    page.get_by_role("button", name="New chat").click()
-    page.wait_for_url("**/c/*/")
-    page.wait_for_function("document.querySelector('[ws-connect]') && htmx")
-    page.wait_for_timeout(300)
+    new_chat(page, base_url)
     composer = page.get_by_label("Message", exact=True)
     composer.fill("The first one")
     composer.press("Enter")
