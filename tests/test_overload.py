@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from chat.actions import replies
 from chat.delivery import SocketDelivery, Verdict
 from chat.models import Message
-from chat.streaming import LoopPace, ReplyBuffer
+from chat.streaming import Doorbell, LoopPace, ReplyBuffer
 from tests.streams import DELTA, Transcript, is_final, receive_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -107,6 +107,60 @@ def test_the_frame_interval_grows_with_loop_lateness_up_to_a_ceiling_and_recover
         pace.observe(0.05, 0.05)
     assert pace.interval(0.05) == 0.05
     assert pace.interval(0) == 0  # frames as tokens arrive, while the loop keeps up
+
+
+async def test_a_doorbell_wakes_its_waiter_once_per_ring_and_remembers_an_early_ring():
+    bell = Doorbell()
+    assert await bell.wait(0.01) is False  # nobody rang: the timeout ends the wait
+    bell.ring()
+    assert await bell.wait(5) is True  # rang before the wait: no waiting at all
+    assert await bell.wait(0.01) is False  # the ring was taken
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.02, bell.ring)
+    began = loop.time()
+    assert await bell.wait(5) is True
+    assert loop.time() - began < 1
+    bell.ring()
+    bell.clear()
+    assert await bell.wait(0.01) is False
+
+
+async def test_a_cancelled_doorbell_wait_leaves_the_bell_usable():
+    bell = Doorbell()
+    waiting = asyncio.ensure_future(bell.wait())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    bell.ring()  # no waiter left to wake, and no error
+    assert await bell.wait(5) is True
+
+
+async def test_text_and_the_upstream_ending_wake_the_publisher_between_frames(
+    settings, monkeypatch
+):
+    """The publisher sleeps the frame interval between frames; the upstream's end cuts
+    that sleep short, so the final text is not held back by a frame interval."""
+    published: list[str] = []
+
+    async def record(context, buffer):  # type: ignore[no-untyped-def]
+        published.append(buffer.take_deltas()[1][1])
+
+    buffer = ReplyBuffer()
+
+    async def upstream() -> None:
+        for word in ("one ", "two ", "three"):
+            buffer.add_text(word, 0.0)
+            await asyncio.sleep(0.01)
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(upstream())
+    began = loop.time()
+    monkeypatch.setattr(replies, "_publish_deltas", record)
+    settings.REPLY_FRAME_INTERVAL = 10.0
+    await asyncio.wait_for(replies._publish_until_done(None, buffer, task), 5)
+    assert "".join(published) == "one two three"
+    assert loop.time() - began < 5  # not one 10 s frame interval per frame
 
 
 async def _frames_of_one_reply(connect, owner, conversation, client_id):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -54,7 +54,10 @@ class EarlyStart:
         self.option = option
         self.request = request
         self.client: ChatClient = registry.client_for(option)
-        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        #: What arrived before a reply adopted the request, then how it ended.
+        self._kept: list[Any] = []
+        self._sink: Callable[[StreamEvent], None] | None = None
+        self._ended: asyncio.Future[None] | None = None
         self._task = asyncio.get_running_loop().create_task(self._pull())
         self.settled = False
 
@@ -62,15 +65,28 @@ class EarlyStart:
         stream = self.client.stream(self.request)
         try:
             async for event in stream:
-                self._events.put_nowait(event)
+                if self._sink is not None:
+                    self._sink(event)
+                else:
+                    self._kept.append(event)
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # noqa: BLE001 - handed to the reply that adopts it
-            self._events.put_nowait(_Failed(error))
+            self._end(_Failed(error))
         else:
-            self._events.put_nowait(_DONE)
+            self._end(_DONE)
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
+
+    def _end(self, outcome: Any) -> None:
+        if self._ended is None:
+            self._kept.append(outcome)
+        elif self._ended.done():
+            pass  # the reply stopped waiting (cancelled): nobody to tell
+        elif isinstance(outcome, _Failed):
+            self._ended.set_exception(outcome.error)
+        else:
+            self._ended.set_result(None)
 
     def adopt(self, context: ReplyContext) -> bool:
         """Whether the stored send built exactly this request for this connection; if
@@ -95,16 +111,25 @@ class EarlyStart:
             metrics.EARLY_STARTS.labels(outcome="dropped").inc()
             self._task.cancel()
 
-    async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        """What the request brought so far, then the rest as it comes."""
+    async def feed(self, sink: Callable[[StreamEvent], None]) -> None:
+        """Hand ``sink`` what the request brought so far, then the rest as it comes;
+        return when the request ends, raise what it raised.
+
+        The request's own task calls ``sink`` for each event from then on: handing
+        every token from that task to the reply's through a queue cost a task switch
+        per token.
+        """
         try:
-            while True:
-                item = await self._events.get()
+            for item in self._kept:
                 if item is _DONE:
                     return
                 if isinstance(item, _Failed):
                     raise item.error
-                yield item
+                sink(item)
+            self._kept.clear()
+            self._ended = asyncio.get_running_loop().create_future()
+            self._sink = sink
+            await self._ended
         finally:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -34,7 +34,7 @@ from chat.actions.titles import suggest_title, wait_for_titles
 from chat.actions.usage import record_usage
 from chat.models import Message
 from chat.rendering import MessageView, delta_parts, message_frames, settle_part
-from chat.streaming import ReplyBuffer, loop_pace, settle_budget
+from chat.streaming import Doorbell, ReplyBuffer, loop_pace, settle_budget
 from chat.tree import path_to, versions_of
 from providers import registry
 from providers.clients.errors import LimitExceededError, ProviderError
@@ -45,6 +45,7 @@ from providers.clients.types import (
     Finish,
     Notice,
     ReasoningDelta,
+    StreamEvent,
     TextDelta,
     UsageReport,
 )
@@ -343,24 +344,31 @@ async def _pull_upstream(
     The first attempt is the early request, if there is one."""
     client = context.client
     loop = asyncio.get_running_loop()
+
+    def take(event: StreamEvent) -> None:
+        if isinstance(event, TextDelta):
+            buffer.add_text(event.text, loop.time())
+        elif isinstance(event, ReasoningDelta):
+            buffer.add_reasoning(event.text, loop.time())
+        elif isinstance(event, UsageReport):
+            buffer.usage = event.usage
+        elif isinstance(event, Notice):
+            buffer.notices.append(event.text)
+        elif isinstance(event, Finish):
+            buffer.finish_reason = event.raw_reason or event.reason
+            buffer.provider_data = dict(event.provider_data)
+
     attempt = 0
     while True:
         try:
-            stream = early.events() if early is not None else client.stream(context.request)
-            early = None
+            if early is not None:
+                adopted, early = early, None
+                await adopted.feed(take)
+                return
+            stream = client.stream(context.request)
             try:
                 async for event in stream:
-                    if isinstance(event, TextDelta):
-                        buffer.add_text(event.text, loop.time())
-                    elif isinstance(event, ReasoningDelta):
-                        buffer.add_reasoning(event.text, loop.time())
-                    elif isinstance(event, UsageReport):
-                        buffer.usage = event.usage
-                    elif isinstance(event, Notice):
-                        buffer.notices.append(event.text)
-                    elif isinstance(event, Finish):
-                        buffer.finish_reason = event.raw_reason or event.reason
-                        buffer.provider_data = dict(event.provider_data)
+                    take(event)
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]
             return
@@ -388,17 +396,21 @@ async def _publish_until_done(
     A failed publish does not stop the reply: tabs catch up by snapshot.
     """
     loop = asyncio.get_running_loop()
+    finished = Doorbell()
+
+    def upstream_done(_: asyncio.Task[None]) -> None:
+        buffer.changed.ring()
+        finished.ring()
+
+    upstream.add_done_callback(upstream_done)
     while not upstream.done():
-        changed = asyncio.ensure_future(buffer.changed.wait())
-        await asyncio.wait({upstream, changed}, return_when="FIRST_COMPLETED")
-        changed.cancel()
+        await buffer.changed.wait()  # text, or the upstream's end
         if buffer.unpublished:
             await _publish_deltas(context, buffer)
         interval = loop_pace.interval(settings.REPLY_FRAME_INTERVAL)
         if not upstream.done() and interval:
             began = loop.time()
-            await asyncio.wait({upstream}, timeout=interval)
-            if not upstream.done():
+            if not await finished.wait(interval):
                 loop_pace.observe(interval, loop.time() - began)
     if buffer.unpublished:
         await _publish_deltas(context, buffer)  # the tail, before the final frame

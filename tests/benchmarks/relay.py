@@ -302,6 +302,8 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
     stored = stored_replies(site.database_url, [s.reply_id for s in streams if s.reply_id])
 
     added_ttft, lags, missing, no_final, mismatched = [], [], 0, 0, 0
+    timeline: list[tuple[float, float]] = []  # (seconds since the first send, lag)
+    first_send = min(stream.sent_at for stream in streams)
     for stream in streams:
         if stream.first_delta_at is not None:
             added_ttft.append((stream.first_delta_at - stream.sent_at) - direct_ttft)
@@ -319,6 +321,7 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
                 position += 1
             if position < len(marks):
                 lags.append(arrived - marks[position][1])
+                timeline.append((arrived - first_send, arrived - marks[position][1]))
     return {
         "streams": count,
         "ttft_p50": _percentile(added_ttft, 0.5) * 1000,
@@ -331,7 +334,21 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
         "mismatched": mismatched,
         "snapshots": sum(stream.snapshots for stream in streams),
         "direct_ttft": direct_ttft * 1000,
+        "timeline": timeline,
     }
+
+
+def print_timeline(timeline: list[tuple[float, float]]) -> None:
+    """Per-token lag second by second: where in a step the late frames were."""
+    seconds: dict[int, list[float]] = {}
+    for at, lag in timeline:
+        seconds.setdefault(int(at), []).append(lag)
+    print("  second: frames, lag p50 / p99 (ms)")
+    for second, lags in sorted(seconds.items()):
+        print(
+            f"  {second:>4}: {len(lags):>5}, {_percentile(lags, 0.5) * 1000:.0f} / "
+            f"{_percentile(lags, 0.99) * 1000:.0f}"
+        )
 
 
 def main() -> None:
@@ -346,6 +363,11 @@ def main() -> None:
         type=float,
         default=0.0,
         help="seconds the simulator waits before each first token, as a real model does",
+    )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="after each step, its per-token lag second by second",
     )
     parser.add_argument(
         "--check",
@@ -432,6 +454,8 @@ def main() -> None:
                 f"| {result['snapshots']} | {result['direct_ttft']:.0f} |",
                 flush=True,
             )
+            if args.timeline:
+                print_timeline(result["timeline"])
             lost += result["missing"] + result["no_final"] + result["mismatched"]
     finally:
         for process, _ in servers:
