@@ -241,13 +241,36 @@ def test_partial_text_of_every_reply_is_saved_in_one_statement(conversation):
         Message.objects.create(conversation=conversation, role="assistant", status=status)
         for status in ("streaming", "streaming", "complete")
     )
+    tricky = "100% 'quoted' \"double\" %s %(name)s ; -- ☃ 𝄞"
+    touched_before = second.updated_at
     with CaptureQueriesContext(connection) as queries:
         _store_partials(
             [first.pk, second.pk, ended.pk],
-            {first.pk: ("one", "r1"), ended.pk: ("late", "")},
+            {first.pk: (tricky, "r1"), ended.pk: ("late", "")},
         )
     assert len(queries) == 1
     first.refresh_from_db(), second.refresh_from_db(), ended.refresh_from_db()
-    assert (first.content, first.reasoning) == ("one", "r1")
-    assert second.content == ""  # touched only
+    assert (first.content, first.reasoning) == (tricky, "r1")
+    assert second.content == "" and second.updated_at > touched_before  # touched only
     assert ended.content == ""  # ended meanwhile: left alone
+
+
+def test_partial_text_of_many_replies_is_saved_a_thousand_replies_a_statement(
+    conversation, monkeypatch
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat.actions import replies
+
+    monkeypatch.setattr(replies, "PARTIALS_PER_STATEMENT", 2)
+    streaming = [
+        Message.objects.create(conversation=conversation, role="assistant", status="streaming")
+        for _ in range(5)
+    ]
+    texts = {message.pk: (f"text {i}", f"thought {i}") for i, message in enumerate(streaming)}
+    with CaptureQueriesContext(connection) as queries:
+        replies._store_partials([message.pk for message in streaming], texts)
+    assert len(queries) == 3
+    stored = {m.pk: (m.content, m.reasoning) for m in Message.objects.filter(pk__in=texts)}
+    assert stored == texts

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Case, F, TextField, Value, When
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -563,22 +562,42 @@ class PartialWriter(ProcessLoop):
 partial_writer = PartialWriter()
 
 
+#: Replies per statement: at five bound values each, well within SQLite's 32,766 and
+#: PostgreSQL's 65,535.
+PARTIALS_PER_STATEMENT = 1000
+
+
 def _store_partials(ids: list[int], texts: dict[int, tuple[str, str]]) -> None:
-    """One statement: new text for the replies in ``texts``, a heartbeat for all of
-    ``ids``. A reply that has ended meanwhile is left alone."""
-    changes: dict[str, object] = {"updated_at": timezone.now()}
-    if texts:
-        changes["content"] = Case(
-            *(When(pk=pk, then=Value(content)) for pk, (content, _) in texts.items()),
-            default=F("content"),
-            output_field=TextField(),
+    """One statement (per thousand replies): new text for the replies in ``texts``, a
+    heartbeat for all of ``ids``. A reply that has ended meanwhile is left alone.
+
+    Written as SQL: the ORM's ``Case(When(...))`` took 30 ms of CPU to build at 150
+    replies, every second, on the thread every socket's database work shares.
+    """
+    for start in range(0, len(ids), PARTIALS_PER_STATEMENT):
+        batch = ids[start : start + PARTIALS_PER_STATEMENT]
+        _update_partials(batch, {pk: texts[pk] for pk in batch if pk in texts})
+
+
+def _update_partials(ids: list[int], texts: dict[int, tuple[str, str]]) -> None:
+    quote = connection.ops.quote_name
+    table, pk = quote(Message._meta.db_table), quote("id")
+    assignments = [f"{quote('updated_at')} = %s"]
+    params: list[object] = [connection.ops.adapt_datetimefield_value(timezone.now())]
+    for position, column in enumerate(("content", "reasoning")):
+        if texts:
+            whens = " ".join(["WHEN %s THEN %s"] * len(texts))
+            assignments.append(f"{quote(column)} = CASE {pk} {whens} ELSE {quote(column)} END")
+            for reply_id, text in texts.items():
+                params += [reply_id, text[position]]
+    placeholders = ", ".join(["%s"] * len(ids))
+    params += [*ids, Message.Status.STREAMING]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608 - names quoted, values bound
+            f"WHERE {pk} IN ({placeholders}) AND {quote('status')} = %s",
+            params,
         )
-        changes["reasoning"] = Case(
-            *(When(pk=pk, then=Value(reasoning)) for pk, (_, reasoning) in texts.items()),
-            default=F("reasoning"),
-            output_field=TextField(),
-        )
-    Message.objects.filter(pk__in=ids, status=Message.Status.STREAMING).update(**changes)
 
 
 def _end_reply_plainly(reply_id: int, buffer: ReplyBuffer, status: str) -> None:
