@@ -105,6 +105,20 @@ def render_markdown(text: str) -> SafeString:
     return mark_safe(_renderer().render(text))  # noqa: S308 - escaped by the renderer
 
 
+def render_markdown_after(text: str, *, settled_html: str, settled_end: int) -> SafeString:
+    """``text`` rendered, reusing ``settled_html``: its first ``settled_end`` code points,
+    rendered while it streamed (finished blocks, see ``open_block_start``). The result
+    is ``render_markdown(text)``, for a fraction of the work.
+
+    A link reference definition ("[label]: url") can change any block, earlier ones
+    included: a text that may hold one ("]:" anywhere) is rendered whole.
+    """
+    if not settled_end or "]:" in text:
+        return render_markdown(text)
+    # Escaped by the renderer, both parts.
+    return mark_safe(settled_html + _renderer().render(text[settled_end:]))  # noqa: S308
+
+
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 

@@ -22,7 +22,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from chat.i18n import translated_error
-from chat.markdown import render_markdown
+from chat.markdown import render_markdown, render_markdown_after
 from chat.models import Conversation, Message
 from chat.streaming import Segment
 from chat.tree import BranchPage, Shape, Versions, branch_page
@@ -53,7 +53,8 @@ class MessageView:
     #: Whether it answers a message (a persona's greeting does not: nothing to redo).
     has_parent: bool = True
     created_at: datetime | None = None
-    #: A streaming reply's finished blocks, rendered, in order from the start.
+    #: A streaming reply's finished blocks, rendered, in order from the start (also
+    #: when it has just finished: its final render reuses them).
     settled: tuple[Segment, ...] = ()
 
     @classmethod
@@ -138,6 +139,10 @@ class MessageView:
 
     @property
     def content_html(self) -> SafeString:
+        if self.settled:  # a reply that just finished streaming: only its end is new
+            return render_markdown_after(
+                self.content, settled_html=self.settled_html, settled_end=self.settled_end
+            )
         return render_markdown(self.content)
 
     @property

@@ -9,7 +9,7 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from chat import actions
+from chat import actions, markdown, rendering
 from chat.markdown import render_markdown
 from chat.models import Message
 from tests.streams import Transcript, has_delta, is_final, receive_until
@@ -213,9 +213,18 @@ async def test_garbage_on_the_socket_gets_an_error_not_a_crash(connect, owner, c
 
 
 async def test_finished_blocks_arrive_rendered_while_the_reply_streams(
-    connect, owner, conversation, fast_frames
+    connect, owner, conversation, fast_frames, monkeypatch
 ):
     fast_frames.REPLY_SETTLE_INTERVAL = 0  # the test reply streams in well under a second
+    reused: list[int] = []
+
+    def render_after(text, *, settled_html, settled_end):  # type: ignore[no-untyped-def]
+        reused.append(settled_end)
+        return markdown.render_markdown_after(
+            text, settled_html=settled_html, settled_end=settled_end
+        )
+
+    monkeypatch.setattr(rendering, "render_markdown_after", render_after)
     socket, _ = await connect(owner, conversation.pk)
     await _send(socket, "Show me some code")
     transcript = Transcript()
@@ -225,5 +234,8 @@ async def test_finished_blocks_arrive_rendered_while_the_reply_streams(
     end, rendered = transcript.rendered(reply_id)
     assert 0 < end < len(message.content) and transcript.gaps == 0
     assert rendered == render_markdown(message.content[:end])
-    # The final render begins with exactly what was shown: nothing settled moves.
+    # The final render begins with exactly what was shown: nothing settled moves. It
+    # reuses those blocks and is what a reload shows.
     assert f'<div class="body markdown">{rendered}' in final
+    assert f'<div class="body markdown">{render_markdown(message.content)}</div>' in final
+    assert reused == [end]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chat.highlight_css import stylesheet
-from chat.markdown import open_block_start, render_markdown
+from chat.markdown import open_block_start, render_markdown, render_markdown_after
 from chat.streaming import SettledMarkdown, WorkBudget
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +95,24 @@ def test_a_simulated_reply_settles_the_same_way():
     assert settled.segments and joined + render_markdown(reply[settled.end :]) == render_markdown(
         reply
     )
+
+
+@pytest.mark.parametrize("size", [1, 7, 40, 1000])
+def test_a_finished_reply_renders_from_its_settled_blocks_exactly_as_whole(size):
+    settled = _settle_in_frames(DOCUMENT, size)
+    html = "".join(s.html for s in settled.segments)
+    final = render_markdown_after(DOCUMENT, settled_html=html, settled_end=settled.end)
+    assert final == render_markdown(DOCUMENT)
+
+
+def test_a_reply_with_a_link_reference_definition_is_rendered_whole():
+    text = "See [the docs][d].\n\nMore text.\n\n[d]: https://example.com/docs\n"
+    settled = _settle_in_frames(text, 5)
+    html = "".join(s.html for s in settled.segments)
+    assert settled.end and "[the docs][d]" in html  # while streaming: not a link yet
+    final = render_markdown_after(text, settled_html=html, settled_end=settled.end)
+    assert final == render_markdown(text)
+    assert 'href="https://example.com/docs"' in final
 
 
 @pytest.mark.parametrize(

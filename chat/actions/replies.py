@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
@@ -33,7 +33,7 @@ from chat.actions.titles import suggest_title, wait_for_titles
 from chat.actions.usage import record_usage
 from chat.models import Message
 from chat.rendering import MessageView, delta_parts, message_frames, settle_part
-from chat.streaming import Doorbell, ReplyBuffer, loop_pace, settle_budget
+from chat.streaming import Doorbell, ReplyBuffer, Segment, loop_pace, settle_budget
 from chat.tree import path_to, versions_of
 from providers import registry
 from providers.clients.errors import LimitExceededError, ProviderError
@@ -689,7 +689,7 @@ def finish_reply(
             reply.reasoning_tokens = usage.reasoning_tokens
             reply.cached_tokens = usage.cached_tokens
         reply.save()
-        publish_final(reply)
+        publish_final(reply, settled=tuple(buffer.settled.segments))
         if calibrate is not None:
             option, estimated = calibrate
             record_usage(
@@ -708,11 +708,15 @@ def finish_reply(
     return True
 
 
-def publish_final(reply: Message) -> None:
-    """On commit, every tab gets the reply as stored, in frames that fit the socket."""
+def publish_final(reply: Message, *, settled: tuple[Segment, ...] = ()) -> None:
+    """On commit, every tab gets the reply as stored, in frames that fit the socket.
+    ``settled``: the blocks of its text rendered while it streamed, not rendered again."""
     conversation = reply.conversation
-    view = MessageView.from_message(
-        reply, speaker=speaker_for(conversation), versions=versions_of(reply)
+    view = replace(
+        MessageView.from_message(
+            reply, speaker=speaker_for(conversation), versions=versions_of(reply)
+        ),
+        settled=settled,
     )
     group = events.conversation_group(conversation.pk)
     for html in message_frames(view):
