@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from html import escape as html_escape
 
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -325,14 +326,11 @@ def settle_part(message_id: int, segment: Segment) -> str:
 
 
 def delta_frame(target_id: str, *, offset: int, text: str) -> str:
-    return str(
-        format_html(
-            '<div hx-swap-oob="beforeend:#{}" data-offset="{}" data-end="{}">{}</div>',
-            target_id,
-            offset,
-            offset + len(text),
-            text,
-        )
+    # Every frame of every stream: plain escaping (what format_html does, without its
+    # lazy-string checks on each argument). The offsets are integers.
+    return (
+        f'<div hx-swap-oob="beforeend:#{html_escape(target_id)}" data-offset="{offset:d}" '
+        f'data-end="{offset + len(text):d}">{html_escape(text)}</div>'
     )
 
 

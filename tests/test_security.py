@@ -205,6 +205,24 @@ def test_markdown_images_from_other_hosts_become_links():
     assert "<img" in str(render_markdown("![ok](data:image/png;base64,iVBORw0KGgo=)"))
 
 
+def test_streamed_text_is_escaped_in_its_delta_frame():
+    import html
+
+    from chat.rendering import delta_frame
+    from tests.streams import DELTA
+
+    hostile = "<script>alert('x')</script> & \"quoted\" <img src=x onerror=y>"
+    frame = delta_frame("m-7-text", offset=3, text=hostile)
+    assert "<script" not in frame and "<img" not in frame
+    match = DELTA.fullmatch(frame)
+    assert match is not None and (match["target"], match["offset"], match["end"]) == (
+        "m-7-text",
+        "3",
+        str(3 + len(hostile)),
+    )
+    assert html.unescape(match["text"]) == hostile
+
+
 @pytest.mark.parametrize(
     ("address", "public"),
     [
