@@ -25,24 +25,31 @@ def conversations_for(user: User):  # type: ignore[no-untyped-def]
     return Conversation.objects.filter(owner=user).order_by("-updated_at", "-id")
 
 
-def socket_still_allowed(
+def socket_user(
     *, user_id: int, session_key: str | None, conversation_id: int, check_conversation: bool = True
-) -> bool:
-    """What a socket re-checks before every action: its session still exists and still
-    signs in this user (logging out deletes it; a password change rotates its hash), the
-    user is active and approved, and the conversation is theirs (unless the action
-    checks that itself: ``check_conversation=False``)."""
+) -> User | None:
+    """What a socket re-checks before every action, and the user it acts as: their
+    session still exists and still signs in this user (logging out deletes it; a
+    password change rotates its hash), the user is active and approved, and the
+    conversation is theirs (unless the action checks that itself:
+    ``check_conversation=False``). None if any of that no longer holds.
+
+    The user is read afresh: the socket's own copy is as old as the socket, and what a
+    user may use (groups, superuser) can change while it is open.
+    """
     if not session_key:
-        return False
+        return None
     engine = import_module(settings.SESSION_ENGINE)
     data = engine.SessionStore(session_key).load()
     if str(data.get(SESSION_KEY)) != str(user_id):
-        return False
+        return None
     user = User.objects.filter(pk=user_id, is_active=True, is_approved=True).first()
     if user is None:
-        return False
+        return None
     if not constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
-        return False
-    return not check_conversation or (
+        return None
+    if check_conversation and not (
         Conversation.objects.filter(pk=conversation_id, owner=user).exists()
-    )
+    ):
+        return None
+    return user

@@ -26,9 +26,10 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from chat import actions, events, metrics
-from chat.access import access_conversation, socket_still_allowed
+from chat.access import access_conversation, socket_user
 from chat.delivery import SocketDelivery, Verdict
 from chat.i18n import language_of
+from chat.models import User
 from chat.rendering import composer_error_frame, composer_ok_frame
 
 logger = logging.getLogger(__name__)
@@ -304,9 +305,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     @database_sync_to_async
     def _call_if_allowed(self, action: Callable[..., Any], arguments: dict[str, Any]) -> Any:
         # Every use case run here fetches the conversation as the user's (or 404s).
-        if not self._allowed(check_conversation=False):
+        user = self._current_user(check_conversation=False)
+        if user is None:
             return _NOT_ALLOWED
-        return action(user=self.scope["user"], conversation_id=self.conversation_id, **arguments)
+        return action(user=user, conversation_id=self.conversation_id, **arguments)
 
     async def _catch_up(self) -> None:
         """After (re)connecting: the latest reply as stored, then the live tail."""
@@ -324,8 +326,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         return self._allowed()
 
     def _allowed(self, *, check_conversation: bool = True) -> bool:
+        return self._current_user(check_conversation=check_conversation) is not None
+
+    def _current_user(self, *, check_conversation: bool = True) -> User | None:
+        """The socket's user as they are now, if they may still act here."""
         user = self.scope["user"]
-        return user.is_authenticated and socket_still_allowed(
+        if not user.is_authenticated:
+            return None
+        return socket_user(
             user_id=user.pk,
             session_key=self.scope["session"].session_key,
             conversation_id=self.conversation_id,

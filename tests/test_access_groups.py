@@ -218,3 +218,45 @@ def test_an_imported_conversation_takes_the_users_own_persona_of_that_name(owner
     assert copy.persona == own
     (theirs,) = actions.import_conversations(user=stranger, raw=exported.body.encode())
     assert theirs.persona.owner == stranger
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_open_socket_stops_sending_once_its_user_leaves_the_group(connect, owner):
+    """The socket's user lives as long as the socket: what it may use is read afresh
+    for each send, not remembered from the first."""
+    import json
+
+    from channels.db import database_sync_to_async
+
+    from tests.streams import is_final, receive_until
+
+    def setup():
+        crew = Group.objects.create(name="crew")
+        owner.groups.add(crew)
+        row = CatalogModel.objects.filter(kind=catalog.MINIMAX_OPENAI, name="M2-her").first()
+        if row is None:  # transactional tests flush the seeded catalog
+            spec = next(s for s in catalog.CATALOG[catalog.MINIMAX_OPENAI] if s.name == "M2-her")
+            row = CatalogModel.objects.create(
+                **CatalogModel.fields_from_spec(catalog.MINIMAX_OPENAI, spec)
+            )
+        row.groups.add(crew)
+        forget_models()
+        return crew, actions.create_conversation(user=owner, persona_id=None, model_key=HER)
+
+    crew, chat = await database_sync_to_async(setup)()
+    socket, _ = await connect(owner, chat.pk)
+    await socket.send_to(
+        text_data=json.dumps({"action": "send", "message": "Hello?", "client_id": "a-1"})
+    )
+    await receive_until(socket, lambda f: 'data-ack="a-1"' in f)
+    reply = await database_sync_to_async(chat.messages.filter(role="assistant").last)()
+    await receive_until(socket, is_final(reply.pk), within=20)
+
+    await database_sync_to_async(owner.groups.remove)(crew)
+    await socket.send_to(
+        text_data=json.dumps({"action": "send", "message": "Still here?", "client_id": "a-2"})
+    )
+    frame = await receive_until(socket, lambda f: 'data-refused="a-2"' in f)
+    assert "no longer available" in frame
+    stored = await database_sync_to_async(chat.messages.filter(role="user").count)()
+    assert stored == 1
