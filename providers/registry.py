@@ -276,6 +276,14 @@ def get_model(key: str) -> ModelOption | None:
     return find(available_models(), key)
 
 
+def peek_model(key: str) -> ModelOption | None:
+    """The model as this process last loaded it, without loading anything (so safe on
+    the event loop). None when it is gone, or when nothing is loaded: a saved
+    connection or catalog row has just made this process forget the list."""
+    cached = _cached
+    return find(cached[1], key) if cached is not None else None
+
+
 def _timeouts() -> Timeouts:
     return Timeouts(
         connect=settings.UPSTREAM_CONNECT_TIMEOUT,

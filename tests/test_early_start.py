@@ -111,3 +111,59 @@ async def test_nothing_starts_early_when_a_quota_may_apply(
     reply = await _exchange(socket, "Where are we headed?", "early-4")
     assert reply.status == "complete"
     assert (_early("adopted"), _early("dropped")) == (adopted, dropped)
+
+
+async def test_after_a_send_is_refused_for_its_model_the_next_starts_nothing_early(
+    connect, owner, conversation, simulator, fast_frames
+):
+    """An admin took the model away: the refused send's early request is the last one
+    made for this conversation, not one per attempt."""
+    from django.contrib.auth.models import Group
+
+    from providers import catalog
+    from providers.models import CatalogModel
+    from providers.registry import available_models, forget_models
+
+    def restrict() -> None:
+        crew = Group.objects.create(name="crew")
+        row = CatalogModel.objects.filter(kind=catalog.MINIMAX_OPENAI, name="MiniMax-M2.7").first()
+        if row is None:  # transactional tests flush the seeded catalog
+            spec = next(
+                s for s in catalog.CATALOG[catalog.MINIMAX_OPENAI] if s.name == "MiniMax-M2.7"
+            )
+            row = CatalogModel.objects.create(
+                **CatalogModel.fields_from_spec(catalog.MINIMAX_OPENAI, spec)
+            )
+        row.groups.add(crew)  # the owner is not a member
+        forget_models()
+        available_models()  # loaded again since, as any request would
+
+    socket, _ = await connect(owner, conversation.pk)
+    await _exchange(socket, "Where are we headed?", "early-5")
+    await database_sync_to_async(restrict)()
+    dropped = _early("dropped")
+    before = len(simulator.requests)
+    for attempt in ("early-6", "early-7", "early-8"):
+        await socket.send_to(
+            text_data=json.dumps(
+                {"action": "send", "message": "Still there?", "client_id": attempt}
+            )
+        )
+        await receive_until(socket, lambda f, a=attempt: f'data-refused="{a}"' in f)
+    # The connection is unchanged, so the first attempt started early; its refusal
+    # forgot the next turn, and the others did not.
+    assert _early("dropped") - dropped == 1
+    assert len(simulator.requests) - before == 1
+    assert conversations.next_turn(conversation.pk) is None
+
+
+async def test_nothing_starts_early_once_this_process_forgot_the_model_list(
+    connect, owner, conversation, simulator, fast_frames
+):
+    from chat.actions.early import start_early
+    from providers.registry import forget_models
+
+    await connect(owner, conversation.pk)  # the socket learns the next turn
+    assert conversations.next_turn(conversation.pk) is not None
+    forget_models()  # a connection or catalog row was saved in this process
+    assert start_early(conversation_id=conversation.pk, text="Hello") is None

@@ -13,7 +13,9 @@ reply is stored wait in memory, and nothing is shown before the message is store
 
 A send refused when it is stored (access, a quota, a reply already running) drops its
 early request. To keep such waste rare, nothing starts early for a user who may have a
-quota to check, or for a conversation this process knows nothing about.
+quota to check, for a conversation this process knows nothing about, to a connection
+that changed since this process last loaded the model list, or after a send in the
+conversation was refused for its model or persona (the refusal forgets the next turn).
 """
 
 from __future__ import annotations
@@ -142,6 +144,11 @@ def start_early(*, conversation_id: int, text: str) -> EarlyStart | None:
         return None
     base = next_turn(conversation_id)
     if base is None or not known_without_quotas():
+        return None
+    # Only to a connection as this process last loaded it: one an admin has disabled,
+    # re-keyed or restricted since is not called early (the stored send decides).
+    current = registry.peek_model(base.option.key)
+    if current is None or current.connection != base.option.connection:
         return None
     try:
         prepared = base.request(ChatMessage(role="user", content=checked_text(text)))

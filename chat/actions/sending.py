@@ -60,6 +60,8 @@ def send_message(
     try:
         option = _option_of(conversation, user)
     except ActionError:
+        # Lost access (an admin's change): the next send here must not start early.
+        forget_next_turn(conversation.pk)
         earlier = _already_sent(conversation, client_id) if client_id else None
         if earlier is not None:
             return earlier
