@@ -6,7 +6,10 @@ another user."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from channels.db import database_sync_to_async
 from django.contrib.auth.models import Group
 
 from chat import actions
@@ -15,6 +18,8 @@ from chat.permissions import model_for, models_for, personas_for
 from providers import catalog
 from providers.models import CatalogModel
 from providers.registry import forget_models
+from tests.access import restrict_model
+from tests.streams import is_final, receive_until
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
@@ -175,37 +180,32 @@ class TestPrivatePersonas:
         assert chat.persona is None
 
 
+async def _refused_send(socket, client_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Send on the socket; the error frame that refuses this message."""
+    await socket.send_to(
+        text_data=json.dumps({"action": "send", "message": "Hello?", "client_id": client_id})
+    )
+    return await receive_until(socket, lambda f: f'data-refused="{client_id}"' in f)
+
+
+async def _user_messages(chat: Conversation) -> int:
+    return await database_sync_to_async(chat.messages.filter(role="user").count)()
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_the_socket_refuses_a_model_the_user_may_no_longer_use(connect, owner):
-    import json
-
-    from channels.db import database_sync_to_async
-
-    from tests.streams import receive_until
-
     def setup():
         crew = Group.objects.create(name="crew")
         owner.groups.add(crew)
-        row = CatalogModel.objects.filter(kind=catalog.MINIMAX_OPENAI, name="M2-her").first()
-        if row is None:  # transactional tests flush the seeded catalog
-            spec = next(s for s in catalog.CATALOG[catalog.MINIMAX_OPENAI] if s.name == "M2-her")
-            fields = CatalogModel.fields_from_spec(catalog.MINIMAX_OPENAI, spec)
-            row = CatalogModel.objects.create(**fields)
-        row.groups.add(crew)
-        forget_models()
+        restrict_model("M2-her", crew)
         chat = actions.create_conversation(user=owner, persona_id=None, model_key=HER)
         owner.groups.remove(crew)
         return chat
 
     chat = await database_sync_to_async(setup)()
     socket, _ = await connect(owner, chat.pk)
-    await socket.send_to(
-        text_data=json.dumps({"action": "send", "message": "Hello?", "client_id": "a-1"})
-    )
-    frame = await receive_until(socket, lambda f: "no longer available" in f)
-    assert 'data-refused="a-1"' in frame
-    stored = await database_sync_to_async(chat.messages.filter(role="user").count)()
-    assert stored == 0
+    assert "no longer available" in await _refused_send(socket, "a-1")
+    assert await _user_messages(chat) == 0
 
 
 def test_an_imported_conversation_takes_the_users_own_persona_of_that_name(owner, stranger):
@@ -224,23 +224,11 @@ def test_an_imported_conversation_takes_the_users_own_persona_of_that_name(owner
 async def test_an_open_socket_stops_sending_once_its_user_leaves_the_group(connect, owner):
     """The socket's user lives as long as the socket: what it may use is read afresh
     for each send, not remembered from the first."""
-    import json
-
-    from channels.db import database_sync_to_async
-
-    from tests.streams import is_final, receive_until
 
     def setup():
         crew = Group.objects.create(name="crew")
         owner.groups.add(crew)
-        row = CatalogModel.objects.filter(kind=catalog.MINIMAX_OPENAI, name="M2-her").first()
-        if row is None:  # transactional tests flush the seeded catalog
-            spec = next(s for s in catalog.CATALOG[catalog.MINIMAX_OPENAI] if s.name == "M2-her")
-            row = CatalogModel.objects.create(
-                **CatalogModel.fields_from_spec(catalog.MINIMAX_OPENAI, spec)
-            )
-        row.groups.add(crew)
-        forget_models()
+        restrict_model("M2-her", crew)
         return crew, actions.create_conversation(user=owner, persona_id=None, model_key=HER)
 
     crew, chat = await database_sync_to_async(setup)()
@@ -253,10 +241,5 @@ async def test_an_open_socket_stops_sending_once_its_user_leaves_the_group(conne
     await receive_until(socket, is_final(reply.pk), within=20)
 
     await database_sync_to_async(owner.groups.remove)(crew)
-    await socket.send_to(
-        text_data=json.dumps({"action": "send", "message": "Still here?", "client_id": "a-2"})
-    )
-    frame = await receive_until(socket, lambda f: 'data-refused="a-2"' in f)
-    assert "no longer available" in frame
-    stored = await database_sync_to_async(chat.messages.filter(role="user").count)()
-    assert stored == 1
+    assert "no longer available" in await _refused_send(socket, "a-2")
+    assert await _user_messages(chat) == 1
