@@ -54,3 +54,17 @@ def personas_for(user: User) -> QuerySet[PersonaPreset]:
 
 def may_use_persona(user: User, persona_id: int | None) -> bool:
     return persona_id is None or personas_for(user).filter(pk=persona_id).exists()
+
+
+def may_use_loaded_persona(user: User, persona: PersonaPreset | None) -> bool:
+    """``may_use_persona`` for a persona already loaded (a send's conversation brings
+    its own): the same rule, in at most two small queries (its groups, the user's)
+    instead of building ``personas_for``'s, a fifth of what a send cost."""
+    if persona is None:
+        return True
+    if persona.owner_id is not None:
+        return persona.owner_id == user.pk
+    if user.is_superuser:
+        return True
+    groups = frozenset(persona.groups.values_list("pk", flat=True))
+    return not groups or bool(groups & _group_ids(user))

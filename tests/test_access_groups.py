@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group
 
 from chat import actions
 from chat.models import Conversation, PersonaPreset, SiteSettings, User
-from chat.permissions import model_for, models_for, personas_for
+from chat.permissions import may_use_loaded_persona, model_for, models_for, personas_for
 from providers import catalog
 from providers.models import CatalogModel
 from providers.registry import forget_models
@@ -46,6 +46,27 @@ def stranger(db):
 def test_everyone_may_use_what_has_no_groups(owner, stranger):
     assert {o.key for o in models_for(stranger)} == {o.key for o in models_for(owner)}
     assert set(personas_for(stranger)) == set(personas_for(owner))
+
+
+def test_a_send_checks_a_persona_by_the_same_rule_as_the_pickers(crew, owner, stranger):
+    """The send path checks the persona its conversation already loaded; every user and
+    persona of the access matrix gets the answer ``personas_for`` gives."""
+    group, captain = crew
+    boss = User.objects.create_superuser("boss", password="b0ss-pass-word", is_approved=True)
+    personas = [
+        None,
+        PersonaPreset.objects.create(name="Open to all"),
+        captain,  # the crew's
+        PersonaPreset.objects.create(name="Owner's own", owner=owner),
+        PersonaPreset.objects.create(name="Stranger's own", owner=stranger),
+    ]
+    for user in (owner, stranger, boss):
+        user = User.objects.get(pk=user.pk)
+        for persona in personas:
+            expected = persona is None or personas_for(user).filter(pk=persona.pk).exists()
+            assert may_use_loaded_persona(user, persona) == expected, (user, persona)
+    assert not may_use_loaded_persona(User.objects.get(pk=stranger.pk), captain)
+    assert may_use_loaded_persona(User.objects.get(pk=owner.pk), captain)
 
 
 def test_the_pickers_show_a_member_what_their_group_may_use_and_no_one_else(
