@@ -62,8 +62,8 @@ async def pump(
     message at a time, until a handler raises (``StopConsumer`` on disconnect).
 
     Channels' loop (``await_many_dispatch``) starts a task and an ``asyncio.wait`` for
-    every message; at 150 streams, with twenty frames a second each, that was a tenth of
-    the event loop. Here one task reads the layer for the socket's whole life and
+    every message; at 150 streams, with twenty frames a second each, that was several
+    per cent of the event loop. Here one task reads the layer for the socket's whole life and
     dispatches each frame itself; only the client's messages (sends, acknowledgements)
     take the slower way.
     """
