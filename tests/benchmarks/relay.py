@@ -338,6 +338,28 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
     }
 
 
+def print_row(result: dict, *, label: str = "") -> None:  # type: ignore[type-arg]
+    print(
+        f"| {label}{result['streams']} | {result['ttft_p50']:.0f} / {result['ttft_p99']:.0f} "
+        f"| {result['lag_p50']:.0f} / {result['lag_p99']:.0f} | {result['cpu']:.0f} % "
+        f"| {result['missing']} | {result['no_final']} | {result['mismatched']} "
+        f"| {result['snapshots']} | {result['direct_ttft']:.0f} |",
+        flush=True,
+    )
+
+
+def median_of(runs: list[dict]) -> dict:  # type: ignore[type-arg]
+    """Each figure's median over the runs of a step; losses are added up, not averaged."""
+    added = ("missing", "no_final", "mismatched", "snapshots")
+    return {
+        key: sum(run[key] for run in runs)
+        if key in added
+        else sorted(run[key] for run in runs)[len(runs) // 2]
+        for key in runs[0]
+        if key != "timeline"
+    }
+
+
 def print_timeline(timeline: list[tuple[float, float]]) -> None:
     """Per-token lag second by second: where in a step the late frames were."""
     seconds: dict[int, list[float]] = {}
@@ -363,6 +385,12 @@ def main() -> None:
         type=float,
         default=0.0,
         help="seconds the simulator waits before each first token, as a real model does",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each step this many times, then print each figure's median",
     )
     parser.add_argument(
         "--timeline",
@@ -446,17 +474,16 @@ def main() -> None:
     lost = 0
     try:
         for count in steps:
-            result = asyncio.run(run_step(site, sim_url, count, args))
-            print(
-                f"| {result['streams']} | {result['ttft_p50']:.0f} / {result['ttft_p99']:.0f} "
-                f"| {result['lag_p50']:.0f} / {result['lag_p99']:.0f} | {result['cpu']:.0f} % "
-                f"| {result['missing']} | {result['no_final']} | {result['mismatched']} "
-                f"| {result['snapshots']} | {result['direct_ttft']:.0f} |",
-                flush=True,
-            )
-            if args.timeline:
-                print_timeline(result["timeline"])
-            lost += result["missing"] + result["no_final"] + result["mismatched"]
+            runs = []
+            for _ in range(args.repeat):
+                result = asyncio.run(run_step(site, sim_url, count, args))
+                runs.append(result)
+                print_row(result, label="" if args.repeat == 1 else f"run {len(runs)}: ")
+                if args.timeline:
+                    print_timeline(result["timeline"])
+                lost += result["missing"] + result["no_final"] + result["mismatched"]
+            if args.repeat > 1:
+                print_row(median_of(runs), label="median: ")
     finally:
         for process, _ in servers:
             process.terminate()
