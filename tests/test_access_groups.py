@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group
 
 from chat import actions
 from chat.models import Conversation, PersonaPreset, SiteSettings, User
-from chat.permissions import may_use_loaded_persona, model_for, models_for, personas_for
+from chat.permissions import may_use_persona, model_for, models_for, personas_for
 from providers import catalog
 from providers.models import CatalogModel
 from providers.registry import forget_models
@@ -64,9 +64,9 @@ def test_a_send_checks_a_persona_by_the_same_rule_as_the_pickers(crew, owner, st
         user = User.objects.get(pk=user.pk)
         for persona in personas:
             expected = persona is None or personas_for(user).filter(pk=persona.pk).exists()
-            assert may_use_loaded_persona(user, persona) == expected, (user, persona)
-    assert not may_use_loaded_persona(User.objects.get(pk=stranger.pk), captain)
-    assert may_use_loaded_persona(User.objects.get(pk=owner.pk), captain)
+            assert may_use_persona(user, persona) == expected, (user, persona)
+    assert not may_use_persona(User.objects.get(pk=stranger.pk), captain)
+    assert may_use_persona(User.objects.get(pk=owner.pk), captain)
 
 
 def test_the_pickers_show_a_member_what_their_group_may_use_and_no_one_else(

@@ -22,7 +22,7 @@ from chat.actions.replies import ReplyContext
 from chat.actions.titles import title_from
 from chat.i18n import translated_error
 from chat.models import Conversation, Message, User
-from chat.permissions import may_use_loaded_persona, model_for
+from chat.permissions import may_use_persona, model_for
 from chat.rendering import MessageView, append_messages_frame, branch_frame, title_frames
 from chat.text import clean_text
 from chat.tree import Shape, current_path, path_to
@@ -139,7 +139,7 @@ def _option_of(conversation: Conversation, user: User) -> registry.ModelOption:
     option = model_for(user, conversation.model)
     if option is None:
         raise ActionError(_(MODEL_GONE))
-    if not may_use_loaded_persona(user, conversation.persona):
+    if not may_use_persona(user, conversation.persona):
         raise ActionError(_(PERSONA_GONE))
     return option
 
