@@ -274,3 +274,19 @@ def test_partial_text_of_many_replies_is_saved_a_thousand_replies_a_statement(
     assert len(queries) == 3
     stored = {m.pk: (m.content, m.reasoning) for m in Message.objects.filter(pk__in=texts)}
     assert stored == texts
+
+
+async def test_a_shutdown_that_overruns_logs_what_it_is_still_waiting_for(caplog):
+    from chat.lifecycle import watch_shutdown
+
+    async def saving_a_reply() -> None:
+        await asyncio.sleep(30)
+
+    stuck = asyncio.create_task(saving_a_reply(), name="reply-42")
+    with caplog.at_level("WARNING", logger="chat.lifecycle"):
+        watch_shutdown(after=0.05)
+        await asyncio.sleep(0.12)
+    stuck.cancel()
+    reports = [r.getMessage() for r in caplog.records if "Shutdown still waiting" in r.message]
+    assert len(reports) == 2  # again and again until the process exits
+    assert "reply-42: saving_a_reply (" in reports[0] and "-> sleep (" in reports[0]

@@ -91,7 +91,27 @@ class Daphne:
 
     def terminate(self, timeout: float = 60) -> int:
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"daphne did not exit {timeout} s after SIGTERM\n"
+                f"{self.stacks()}\n--- its log ---\n{self.output()[-6000:]}"
+            ) from None
+
+    def stacks(self) -> str:
+        """What every thread of the running process is doing, when py-spy is installed
+        (it is not a dependency): the first thing to want when a shutdown hangs."""
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        if py_spy is None:
+            return "(install py-spy for the stacks of the hung process)"
+        dump = subprocess.run(
+            [py_spy, "dump", "--locals", "--pid", str(self.process.pid)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return dump.stdout + dump.stderr
 
     def kill(self) -> None:
         self.process.kill()
@@ -227,7 +247,9 @@ class Site:
             return int(re.search(r"/c/(\d+)/", response.headers["location"])[1])
 
     def get(self, base_url: str, path: str) -> httpx.Response:
-        with httpx.Client(base_url=base_url, headers={"Cookie": self.cookie}) as client:
+        # Generous: a 3 MB message renders in about 2 s alone, longer on a busy box.
+        cookie = {"Cookie": self.cookie}
+        with httpx.Client(base_url=base_url, headers=cookie, timeout=60) as client:
             return client.get(path)
 
     async def socket(self, base_url: str, conversation_id: int, *, drain: float = 0.3) -> Socket:
