@@ -109,10 +109,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # Pub/sub: one PUBLISH per frame, one subscription per process, fanned out
-            # to that process's sockets in memory. The list-based core layer needed
-            # several round trips per frame and per socket, and saturated near 50
-            # streams (docs/benchmarks.md).
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # to that process's sockets in memory; chat.layers pipelines the publishes.
+            # The list-based core layer needed several round trips per frame and per
+            # socket, and saturated near 50 streams (docs/benchmarks.md).
+            "BACKEND": "chat.layers.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
