@@ -4,6 +4,7 @@ and channels-redis's pub/sub layer with pipelined publishing."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -74,6 +75,13 @@ class InMemoryChannelLayer(ChannelsInMemoryChannelLayer):
                 pass  # as Channels does: a full channel misses group messages
 
 
+#: Publishes start with a mark and the publishing loop layer's id: a serialized message
+#: (msgpack) never starts with a zero byte, so one from a process without the mark
+#: still reads as it is.
+_ORIGIN_MARK = b"\x00"
+_ORIGIN_BYTES = 8
+
+
 class _PipelinedShard(RedisSingleShardConnection):
     """One Redis server of the pub/sub layer, publishing through pipelines.
 
@@ -96,6 +104,16 @@ class _PipelinedShard(RedisSingleShardConnection):
         if self._sender is None or self._sender.done():
             self._sender = asyncio.ensure_future(self._send_batches())
         await done
+
+    def _receive_message(self, message: dict[str, Any] | None) -> None:
+        if message is None:
+            return
+        data = message["data"]
+        if data[:1] == _ORIGIN_MARK:
+            if data.startswith(self.channel_layer.origin):
+                return  # published here, and already delivered here
+            message = {**message, "data": data[len(self.channel_layer.origin) :]}
+        super()._receive_message(message)
 
     async def _send_batches(self) -> None:
         while self._outgoing:
@@ -122,9 +140,32 @@ class _PipelinedShard(RedisSingleShardConnection):
 
 
 class _PipelinedLoopLayer(RedisPubSubLoopLayer):
+    """One event loop's side of the layer. Messages for its own channels are delivered
+    in memory at once; Redis carries them only to other processes (and back to this
+    one, where they are recognized by their origin and dropped unread)."""
+
     def __init__(self, hosts: Any = None, **kwargs: Any) -> None:
         super().__init__(hosts, **kwargs)
         self._shards = [_PipelinedShard(host, self) for host in decode_hosts(hosts)]
+        self.origin = _ORIGIN_MARK + os.urandom(_ORIGIN_BYTES)
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        queue = self.channels.get(channel)
+        if queue is not None:  # a specific channel lives in the process that made it
+            queue.put_nowait(self.channel_layer.serialize(message))
+            return
+        await self._get_shard(channel).publish(
+            channel, self.origin + self.channel_layer.serialize(message)
+        )
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        group_channel = self._get_group_channel_name(group)
+        data = self.channel_layer.serialize(message)
+        for name in self.groups.get(group_channel, ()):
+            queue = self.channels.get(name)
+            if queue is not None:
+                queue.put_nowait(data)  # each receiver deserializes a copy of its own
+        await self._get_shard(group_channel).publish(group_channel, self.origin + data)
 
 
 class RedisPubSubChannelLayer(ChannelsRedisPubSubChannelLayer):
