@@ -1,5 +1,6 @@
 """Channel layers made to scale with the number of sockets: the single-process one,
-and channels-redis's pub/sub layer with pipelined publishing."""
+and channels-redis's pub/sub layer with pipelined publishing and in-memory delivery to
+the publishing process's own sockets."""
 
 from __future__ import annotations
 
@@ -170,7 +171,8 @@ class _PipelinedLoopLayer(RedisPubSubLoopLayer):
 
 class RedisPubSubChannelLayer(ChannelsRedisPubSubChannelLayer):
     """channels-redis's pub/sub layer (one subscription per process, fanned out locally)
-    with pipelined publishing (``_PipelinedShard``)."""
+    with pipelined publishing (``_PipelinedShard``) and in-memory delivery to this
+    process's channels (``_PipelinedLoopLayer``)."""
 
     def _get_layer(self) -> Any:
         loop = asyncio.get_running_loop()
