@@ -1,4 +1,5 @@
-"""The Redis pub/sub layer's pipelined publishing, against a private Redis server."""
+"""The Redis pub/sub layer's pipelined publishing and in-memory delivery to the
+publishing process's own channels, against a private Redis server."""
 
 from __future__ import annotations
 
@@ -49,7 +50,6 @@ async def test_frames_published_at_once_share_round_trips_and_arrive_in_order(
     for number in range(30):  # each reply's frames in the order it published them
         assert [f for n, f in got if n == number] == list(range(10))
     assert published == 300
-    print(f"300 frames in {round_trips} round trips")
     assert round_trips <= 30  # one per reply's turn at most, never one per frame
     for each in (layer, listener):
         await each.flush()
