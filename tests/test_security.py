@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Permission
+from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 
 from chat.models import Message, User
 from providers import catalog
@@ -63,14 +67,26 @@ class TestSocketsHonourAccess:
         await database_sync_to_async(owner.save)()
         assert await _closed_with(socket) == 1008
 
+    @pytest.mark.parametrize("ended_by", ["deleted", "expired", "password changed"])
     async def test_a_send_on_a_socket_whose_session_ended_is_refused_and_not_stored(
-        self, owner, conversation
+        self, owner, conversation, ended_by
     ):
         client, cookie = await database_sync_to_async(_login_cookie)(owner)
         socket, _ = await _open(conversation.pk, cookie)
         await socket.receive_nothing(0.2)
-        # The session disappears without a signal (expired, or deleted by an admin).
-        await database_sync_to_async(client.session.delete)()
+
+        # The session ends without a signal (an admin, the clock, another process).
+        def end_session() -> None:
+            key = client.session.session_key
+            if ended_by == "deleted":
+                Session.objects.filter(session_key=key).delete()
+            elif ended_by == "expired":
+                past = timezone.now() - timedelta(seconds=1)
+                Session.objects.filter(session_key=key).update(expire_date=past)
+            else:
+                User.objects.filter(pk=owner.pk).update(password=make_password("a new one"))
+
+        await database_sync_to_async(end_session)()
         await socket.send_to(text_data=json.dumps({"action": "send", "message": "hi"}))
         assert await _closed_with(socket) == 1008
         stored = await database_sync_to_async(Message.objects.filter(role="user").count)()
