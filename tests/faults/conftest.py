@@ -101,12 +101,13 @@ class Daphne:
 
     def stacks(self) -> str:
         """What every thread of the running process is doing, when py-spy is installed
-        (it is not a dependency): the first thing to want when a shutdown hangs."""
+        (it is not a dependency): the first thing to want when a shutdown hangs. Stacks
+        only: locals may hold keys and session ids, and this lands in CI's log."""
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent))
         if py_spy is None:
             return "(install py-spy for the stacks of the hung process)"
         dump = subprocess.run(
-            [py_spy, "dump", "--locals", "--pid", str(self.process.pid)],
+            [py_spy, "dump", "--pid", str(self.process.pid)],
             capture_output=True,
             text=True,
             timeout=30,
