@@ -14,11 +14,15 @@ from tests.streams import has_delta
 pytestmark = pytest.mark.faults
 
 
-async def test_an_idle_socket_on_redis_still_sends_and_stop_works_after_a_long_pause(
+async def test_after_a_long_idle_pause_frames_and_stop_still_cross_processes_through_redis(
     site_factory, redis_server, simulator
 ):
     site = site_factory(redis=redis_server)
     server, conversation, socket = await site.one_chat()
+    # Another tab, on another process: what it sees travels through Redis (a process
+    # hands its own sockets their frames in memory).
+    other = site.serve()
+    watcher = await site.socket(other.url, conversation)
 
     # Three times channels-redis's 5 s blocking pop: the old socket timeout fired at 5 s.
     await asyncio.sleep(15)
@@ -27,21 +31,24 @@ async def test_an_idle_socket_on_redis_still_sends_and_stop_works_after_a_long_p
     assert "data-message-id" in ack
     reply_id = await socket.reply_id()
     await socket.final(reply_id)
+    assert "status-complete" in await watcher.final(reply_id, within=5)
     assert site.row(reply_id)["status"] == "complete"
 
-    # The upstream stalls for 10 s mid-reply; Stop pressed during the stall still works.
+    # The upstream stalls for 12 s mid-reply; Stop pressed in the other process's tab
+    # during the stall still reaches the reply and ends it in both tabs.
     simulator.queue_fault("pause-after=5,pause-seconds=12")
     await socket.send("Tell me a long story")
     reply_id = await socket.reply_id(after=reply_id)
-    await socket.wait_for(has_delta)
+    await watcher.wait_for(has_delta)
     await asyncio.sleep(10)
     pressed = time.monotonic()
-    await socket.stop()
-    final = await socket.final(reply_id, within=5)
+    await watcher.stop()
+    final = await watcher.final(reply_id, within=5)
     assert "status-stopped" in final and time.monotonic() - pressed < 2
+    assert "status-stopped" in await socket.final(reply_id, within=5)
     stored = site.row(reply_id)
     assert stored["status"] == "stopped"
-    assert socket.closed_with is None  # the socket never died
+    assert socket.closed_with is None and watcher.closed_with is None  # neither died
     assert_clean_logs(site)
 
 
