@@ -276,17 +276,32 @@ def test_partial_text_of_many_replies_is_saved_a_thousand_replies_a_statement(
     assert stored == texts
 
 
-async def test_a_shutdown_that_overruns_logs_what_it_is_still_waiting_for(caplog):
+async def test_a_shutdown_that_overruns_logs_what_it_is_still_waiting_for():
+    import logging
+
     from chat.lifecycle import watch_shutdown
+
+    reports: list[str] = []
+    repeated = asyncio.Event()
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            reports.append(record.getMessage())
+            if len(reports) >= 2:  # again and again until the process exits
+                repeated.set()
 
     async def saving_a_reply() -> None:
         await asyncio.sleep(30)
 
+    logger = logging.getLogger("chat.lifecycle")
+    handler = Collect(level=logging.WARNING)
+    logger.addHandler(handler)
     stuck = asyncio.create_task(saving_a_reply(), name="reply-42")
-    with caplog.at_level("WARNING", logger="chat.lifecycle"):
+    try:
         watch_shutdown(after=0.05)
-        await asyncio.sleep(0.12)
-    stuck.cancel()
-    reports = [r.getMessage() for r in caplog.records if "Shutdown still waiting" in r.message]
-    assert len(reports) == 2  # again and again until the process exits
+        await asyncio.wait_for(repeated.wait(), 5)
+    finally:
+        stuck.cancel()
+        logger.removeHandler(handler)
+    assert all(report.startswith("Shutdown still waiting") for report in reports)
     assert "reply-42: saving_a_reply (" in reports[0] and "-> sleep (" in reports[0]
