@@ -27,9 +27,11 @@ from django.utils.translation import gettext as _
 
 from chat import actions, events, metrics
 from chat.access import access_conversation, socket_user
+from chat.actions.sending import CLIENT_ID
 from chat.delivery import SocketDelivery, Verdict
 from chat.i18n import language_of
 from chat.models import User
+from chat.provisional import ProvisionalReply
 from chat.rendering import composer_error_frame, composer_ok_frame
 
 logger = logging.getLogger(__name__)
@@ -263,25 +265,45 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         else:
             arguments = {"message_id": _message_id(payload)}
         # The upstream request starts now if this process can tell what it will be; the
-        # reply adopts it once the message is stored (chat.actions.early).
-        early = None
+        # reply adopts it once the message is stored (chat.actions.early). Meanwhile
+        # this tab shows it provisionally (chat.provisional).
+        early = provisional = None
+        adopted = False
         if action == "send":
             early = actions.start_early(conversation_id=self.conversation_id, text=text)
+        if early is not None and CLIENT_ID.fullmatch(client_id):
+            provisional = ProvisionalReply(self._send_text, client_id=client_id, early=early)
         try:
             sent = await self._run(self.STARTS[action], refusal_id=client_id, **arguments)
             if sent is None:
                 return
             # The new articles go out before the reply's first delta can.
             await events.outbox_flushed()
+            if provisional is not None:
+                await provisional.stop()
             await self.send(
-                text_data=composer_ok_frame(client_id=client_id, message_id=sent.user_message_id)
+                text_data=composer_ok_frame(
+                    client_id=client_id, message_id=sent.user_message_id, reply_id=sent.reply_id
+                )
             )
             if not sent.duplicate:
                 actions.start_reply(reply_id=sent.reply_id, context=sent.context, early=early)
-                early = None
+                adopted, early = early is not None and early.adopted, None
         finally:
             if early is not None:
                 early.drop()
+            if provisional is not None:
+                await provisional.close(kept=adopted)
+
+    async def _send_text(self, html: str) -> None:
+        if not self.closing:
+            await self.send(text_data=html)
+
+    closing = False
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        self.closing = True
+        await super().close(code=code, reason=reason)
 
     async def _run(
         self, action: Callable[..., Any], *, refusal_id: str = "", **arguments: Any

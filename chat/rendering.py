@@ -363,11 +363,19 @@ def composer_error_frame(message: str, *, client_id: str = "") -> str:
     )
 
 
-def composer_ok_frame(*, client_id: str = "", message_id: int | None = None) -> str:
-    """The message was stored: the browser clears the composer for ``client_id``."""
+def composer_ok_frame(
+    *, client_id: str = "", message_id: int | None = None, reply_id: int | None = None
+) -> str:
+    """The message was stored: the browser clears the composer for ``client_id``, and
+    puts the stored message and reply in place of its provisional ones."""
     ack = ""
     if client_id:
-        ack = format_html(' data-ack="{}" data-message-id="{}"', client_id, message_id or "")
+        ack = format_html(
+            ' data-ack="{}" data-message-id="{}" data-reply-id="{}"',
+            client_id,
+            message_id or "",
+            reply_id or "",
+        )
     return (
         f'<div id="composer-error" class="composer-error" role="alert" hx-swap-oob="true"{ack}>'
         "</div>"

@@ -195,6 +195,48 @@ def test_each_api_streams_an_answer_with_its_thinking_block(demo_site, api):
     assert thinking.locator(".thinking-body").text_content().startswith("The user wrote")
 
 
+WATCH_EXCHANGE = """(text) => {
+  // After every change: how many copies of the message and of its reply show.
+  const visible = (el) => el.getClientRects().length > 0;
+  const before = [...document.querySelectorAll(".message.assistant")].filter(visible).length;
+  window.seen = {provisional: 0, maxMessages: 0, maxReplies: 0};
+  new MutationObserver(() => {
+    if (document.querySelector(".provisional")) window.seen.provisional++;
+    const messages = [...document.querySelectorAll(".message.user")]
+      .filter((el) => visible(el) && el.textContent.includes(text));
+    const replies = [...document.querySelectorAll(".message.assistant")].filter(visible)
+      .slice(before);
+    window.seen.maxMessages = Math.max(window.seen.maxMessages, messages.length);
+    window.seen.maxReplies = Math.max(window.seen.maxReplies, replies.length);
+  }).observe(document.getElementById("messages"),
+             {childList: true, subtree: true, characterData: true, attributes: true});
+}"""
+
+
+def test_the_sent_message_and_its_reply_show_at_once_and_only_once(demo_site):
+    """The tab shows the message and the reply's first words while the server stores
+    the send, then the stored pair in their place: never two copies, never a gap."""
+    base_url, page = demo_site
+    page.goto(f"{base_url}/")
+    page.get_by_label("Model").select_option(label="Offline demo (simulated replies)")
+    page.get_by_role("button", name="New chat").click()
+    page.wait_for_url("**/c/*/")
+    socket_open(page)
+    page.evaluate(WATCH_EXCHANGE, "Which way is north?")
+    page.get_by_label("Message", exact=True).fill("Which way is north?")
+    page.get_by_label("Message", exact=True).press("Enter")
+    done = page.locator(".message.assistant.status-complete").last
+    done.locator("pre code").wait_for(timeout=30_000)
+    seen = page.evaluate("window.seen")
+    assert seen["provisional"] > 0, "shown before it was stored"
+    assert seen["maxMessages"] == 1 and seen["maxReplies"] == 1, seen
+    assert page.locator(".provisional, .awaiting-swap").count() == 0
+    assert page.locator(".message.user").count() == 1
+    stored_id = done.get_attribute("id")
+    page.reload()  # what the tab ended with is what was stored
+    assert page.locator(f"#{stored_id}").text_content() == done.text_content()
+
+
 def test_an_out_of_range_parameter_is_refused_in_the_page_with_the_limit(demo_site):
     base_url, page = demo_site
     page.goto(f"{base_url}/")

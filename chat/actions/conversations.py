@@ -43,6 +43,8 @@ class TurnBase:
     top_p: float | None
     max_output_tokens: int | None
     messages: tuple[ChatMessage, ...]
+    #: Who answers, as the page names them (a reply shown before its send is stored).
+    speaker: str = ""
 
     def request(self, *new: ChatMessage) -> PreparedRequest:
         """The request with ``new`` appended: checked against the model's documented
@@ -139,6 +141,7 @@ def turn_base(
         top_p=conversation.top_p,
         max_output_tokens=conversation.max_output_tokens,
         messages=tuple(m for m in map(as_chat_message, history) if m is not None),
+        speaker=speaker_for(conversation),
     )
 
 

@@ -52,16 +52,30 @@ class _Failed:
 class EarlyStart:
     """An upstream request already under way, its events kept until a reply adopts it."""
 
-    def __init__(self, option: registry.ModelOption, request: ChatRequest) -> None:
+    def __init__(
+        self,
+        option: registry.ModelOption,
+        request: ChatRequest,
+        *,
+        text: str = "",
+        speaker: str = "",
+    ) -> None:
         self.option = option
         self.request = request
+        #: The message as it will be stored, and who answers it: for showing them early.
+        self.text = text
+        self.speaker = speaker
         self.client: ChatClient = registry.client_for(option)
         #: What arrived before a reply adopted the request, then how it ended.
         self._kept: list[Any] = []
         self._sink: Callable[[StreamEvent], None] | None = None
+        #: Shown each event before a reply adopts the request (``chat.provisional``).
+        self.watcher: Callable[[StreamEvent], None] | None = None
         self._ended: asyncio.Future[None] | None = None
         self._task = asyncio.get_running_loop().create_task(self._pull())
         self.settled = False
+        #: A reply took this request over (``adopt``).
+        self.adopted = False
 
     async def _pull(self) -> None:
         stream = self.client.stream(self.request)
@@ -71,6 +85,8 @@ class EarlyStart:
                     self._sink(event)
                 else:
                     self._kept.append(event)
+                    if self.watcher is not None:
+                        self.watcher(event)
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # noqa: BLE001 - handed to the reply that adopts it
@@ -94,12 +110,14 @@ class EarlyStart:
         """Whether the stored send built exactly this request for this connection; if
         not, the early request is dropped."""
         self.settled = True
+        self.watcher = None
         option = context.model
         same = (
             option.key == self.option.key
             and option.connection == self.option.connection
             and context.request == self.request
         )
+        self.adopted = same
         metrics.EARLY_STARTS.labels(outcome="adopted" if same else "dropped").inc()
         if not same:
             logger.info("Dropped an early request for reply %s: it changed", context.reply_id)
@@ -108,6 +126,7 @@ class EarlyStart:
 
     def drop(self) -> None:
         """The send was refused, or was a resend: nothing adopts this request."""
+        self.watcher = None
         if not self.settled:
             self.settled = True
             metrics.EARLY_STARTS.labels(outcome="dropped").inc()
@@ -151,7 +170,8 @@ def start_early(*, conversation_id: int, text: str) -> EarlyStart | None:
     if current is None or current.connection != base.option.connection:
         return None
     try:
-        prepared = base.request(ChatMessage(role="user", content=checked_text(text)))
+        text = checked_text(text)
+        prepared = base.request(ChatMessage(role="user", content=text))
     except (ActionError, LimitExceededError):
         return None  # refused when stored, with the reason
-    return EarlyStart(base.option, prepared.request)
+    return EarlyStart(base.option, prepared.request, text=text, speaker=base.speaker)

@@ -175,7 +175,14 @@
     var status = document.getElementById("composer-error");
     if (!status || !pending) return;
     if (status.dataset.ack === pending.id) {
-      // Stored: now the composer may be cleared (unless the person typed on).
+      // Stored: now the composer may be cleared (unless the person typed on), and the
+      // stored message and reply take the provisional ones' place.
+      var box = document.getElementById("p-" + pending.id);
+      if (box && status.dataset.replyId) {
+        box.dataset.replyId = status.dataset.replyId;
+        box.dataset.messageId = status.dataset.messageId;
+        box.dataset.storedAt = String(Date.now());
+      }
       var input = document.getElementById("composer-input");
       if (input && input.value === pending.text) input.value = "";
       var shown = document.getElementById("m-" + status.dataset.messageId);
@@ -189,6 +196,49 @@
       pending = null; // refused with a reason; the text is still in the composer
       setSending(false);
     }
+  });
+
+  // A provisional exchange (chat/provisional.py) shows a message and its reply's first
+  // words before the server has stored them. Once the stored pair is on the page it
+  // stays hidden until its reply has as much text as the provisional one (or ended),
+  // then replaces it in one step. A provisional exchange the server discards is
+  // deleted by an out-of-band swap, which shows the stored pair at once.
+  var SWAP_AFTER = 10000;
+  function endOf(id) {
+    var element = document.getElementById(id);
+    return element ? Number(element.dataset.end || 0) : 0;
+  }
+  function caughtUp(box, reply) {
+    if (reply.dataset.status !== "streaming") return true;
+    if (Date.now() - Number(box.dataset.storedAt || 0) > SWAP_AFTER) return true;
+    var mine = box.id + "-r";
+    return endOf(reply.id + "-text") >= endOf(mine + "-text") &&
+      endOf(reply.id + "-reasoning") >= endOf(mine + "-reasoning");
+  }
+  function settleProvisional() {
+    document.querySelectorAll(".provisional[data-reply-id]").forEach(function (box) {
+      var reply = document.getElementById("m-" + box.dataset.replyId);
+      if (!reply) return; // its stored articles have not arrived yet
+      var stored = [document.getElementById("m-" + box.dataset.messageId), reply];
+      var done = caughtUp(box, reply);
+      if (done) box.remove();
+      stored.forEach(function (article) {
+        if (!article) return;
+        article.classList.toggle("awaiting-swap", !done);
+        article.dataset.box = box.id;
+      });
+    });
+    document.querySelectorAll(".awaiting-swap").forEach(function (article) {
+      if (!document.getElementById(article.dataset.box)) article.classList.remove("awaiting-swap");
+    });
+  }
+  document.addEventListener("htmx:wsAfterMessage", settleProvisional);
+  setInterval(settleProvisional, 1000);
+
+  document.addEventListener("htmx:wsClose", function () {
+    // The server forgets what it showed provisionally; a resend shows it again.
+    document.querySelectorAll(".provisional").forEach(function (box) { box.remove(); });
+    settleProvisional();
   });
 
   document.addEventListener("htmx:wsClose", function () {

@@ -1,0 +1,174 @@
+"""The tab that sends sees its message and the reply's first words while the send is
+being stored; the stored exchange then takes their place, and only that tab sees them."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chat import actions
+from chat.actions import conversations
+from chat.consumers import ConversationConsumer
+from chat.models import Message
+from tests.streams import DELTA, Transcript, is_final, receive_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def slow_store(monkeypatch):  # type: ignore[no-untyped-def]
+    """Storing a send takes 0.4 s, as it does behind many simultaneous sends."""
+
+    def send_message(**arguments):  # type: ignore[no-untyped-def]
+        time.sleep(0.4)
+        return actions.send_message(**arguments)
+
+    monkeypatch.setitem(ConversationConsumer.STARTS, "send", send_message)
+
+
+def _send(text: str, client_id: str) -> str:
+    return json.dumps({"action": "send", "message": text, "client_id": client_id})
+
+
+def _provisional_text(transcript: Transcript, client_id: str) -> str:
+    return transcript.regions.get(f"p-{client_id}-r-text", "")
+
+
+async def test_the_sending_tab_sees_its_message_and_first_words_before_the_send_is_stored(
+    connect, owner, conversation, simulator, fast_frames, slow_store
+):
+    sender, _ = await connect(owner, conversation.pk)
+    other_tab, _ = await connect(owner, conversation.pk)
+    transcript = Transcript()
+    await sender.send_to(text_data=_send("Where are we <headed>?", "prov-1"))
+
+    shell = await receive_until(sender, lambda f: 'id="p-prov-1"' in f, transcript)
+    assert 'class="provisional"' in shell
+    assert "Where are we &lt;headed&gt;?" in shell  # the message as typed, escaped
+    assert 'id="p-prov-1-r-text"' in shell and "Mara" in shell  # the persona answers
+    # The reply's first words, in the provisional reply, before the ack.
+    ack = await receive_until(
+        sender,
+        lambda f: 'data-ack="prov-1"' in f or "p-prov-1-r-text" in f and DELTA.search(f),
+        transcript,
+    )
+    assert 'data-ack="prov-1"' not in ack
+    early_words = _provisional_text(transcript, "prov-1")
+    assert early_words
+
+    ack = await receive_until(sender, lambda f: 'data-ack="prov-1"' in f, transcript)
+    reply = await database_sync_to_async(
+        Message.objects.filter(conversation=conversation, role="assistant").last
+    )()
+    assert f'data-reply-id="{reply.pk}"' in ack
+    await receive_until(sender, is_final(reply.pk), transcript, within=20)
+    await database_sync_to_async(reply.refresh_from_db)()
+    # What the tab showed early is how the stored reply begins: the same request.
+    assert reply.status == "complete"
+    assert reply.content.startswith(_provisional_text(transcript, "prov-1"))
+    assert transcript.text(reply.pk) == reply.content
+    # Kept: the page swaps it for the stored pair once that has caught up.
+    assert not any('hx-swap-oob="delete"' in frame for frame in transcript.frames)
+
+    # The other tab saw only the stored exchange.
+    seen = Transcript()
+    await receive_until(other_tab, is_final(reply.pk), seen, within=20)
+    assert not any("p-prov-1" in frame for frame in seen.frames)
+    assert seen.text(reply.pk) == reply.content
+
+
+async def test_a_send_refused_when_stored_takes_its_provisional_exchange_back(
+    connect, owner, conversation, simulator, fast_frames
+):
+    from django.contrib.auth.models import Group
+
+    from providers.registry import available_models
+    from tests.access import restrict_model
+
+    def restrict() -> None:
+        restrict_model("MiniMax-M2.7", Group.objects.create(name="crew"))  # not the owner's
+        available_models()
+
+    socket, _ = await connect(owner, conversation.pk)
+    await database_sync_to_async(restrict)()
+    transcript = Transcript()
+    await socket.send_to(text_data=_send("Still there?", "prov-2"))
+    await receive_until(socket, lambda f: 'id="p-prov-2"' in f, transcript)
+    refusal = await receive_until(socket, lambda f: 'data-refused="prov-2"' in f, transcript)
+    assert "no longer available" in refusal
+    await receive_until(
+        socket, lambda f: f == '<div id="p-prov-2" hx-swap-oob="delete"></div>', transcript
+    )
+    stored = await database_sync_to_async(Message.objects.filter(conversation=conversation).count)()
+    assert stored == 1  # the persona's greeting only
+
+
+async def test_a_resent_message_takes_its_provisional_exchange_back(
+    connect, owner, conversation, simulator, fast_frames
+):
+    """The socket dropped before the ack and the page sent again: the message is stored
+    once, and the second provisional exchange goes away."""
+    socket, _ = await connect(owner, conversation.pk)
+    await socket.send_to(text_data=_send("Where are we headed?", "prov-3"))
+    await receive_until(socket, lambda f: 'data-ack="prov-3"' in f)
+    reply = await database_sync_to_async(
+        Message.objects.filter(conversation=conversation, role="assistant").last
+    )()
+    await receive_until(socket, is_final(reply.pk), within=20)
+
+    transcript = Transcript()
+    await socket.send_to(text_data=_send("Where are we headed?", "prov-3"))
+    ack = await receive_until(socket, lambda f: 'data-ack="prov-3"' in f, transcript)
+    assert f'data-reply-id="{reply.pk}"' in ack
+    await receive_until(
+        socket, lambda f: f == '<div id="p-prov-3" hx-swap-oob="delete"></div>', transcript
+    )
+    assert any('id="p-prov-3"' in frame for frame in transcript.frames)
+    users = await database_sync_to_async(
+        Message.objects.filter(conversation=conversation, role="user").count
+    )()
+    assert users == 1
+
+
+async def test_an_early_request_the_stored_send_does_not_adopt_is_taken_back(
+    connect, owner, conversation, simulator, fast_frames
+):
+    """Another process changed the conversation: the reply asks again, and the early
+    words shown for the stale request go away."""
+    socket, _ = await connect(owner, conversation.pk)
+    stale = conversations.next_turn(conversation.pk)
+    assert stale is not None
+    conversations.remember_next_turn(conversation.pk, stale.followed_by())
+    await database_sync_to_async(type(conversation).objects.filter(pk=conversation.pk).update)(
+        temperature=0.2
+    )
+    transcript = Transcript()
+    await socket.send_to(text_data=_send("Where are we headed?", "prov-4"))
+    await receive_until(socket, lambda f: 'data-ack="prov-4"' in f, transcript)
+    await receive_until(
+        socket, lambda f: f == '<div id="p-prov-4" hx-swap-oob="delete"></div>', transcript
+    )
+    reply = await database_sync_to_async(
+        Message.objects.filter(conversation=conversation, role="assistant").last
+    )()
+    await receive_until(socket, is_final(reply.pk), transcript, within=20)
+    await database_sync_to_async(reply.refresh_from_db)()
+    assert reply.status == "complete" and transcript.text(reply.pk) == reply.content
+
+
+async def test_nothing_is_shown_early_without_an_early_request(
+    connect, owner, conversation, simulator, fast_frames, settings
+):
+    settings.REPLY_EARLY_START = False
+    socket, _ = await connect(owner, conversation.pk)
+    transcript = Transcript()
+    await socket.send_to(text_data=_send("Where are we headed?", "prov-5"))
+    await receive_until(socket, lambda f: 'data-ack="prov-5"' in f, transcript)
+    reply = await database_sync_to_async(
+        Message.objects.filter(conversation=conversation, role="assistant").last
+    )()
+    await receive_until(socket, is_final(reply.pk), transcript, within=20)
+    assert not any("p-prov-5" in frame for frame in transcript.frames)
