@@ -31,7 +31,7 @@ from chat.actions.sending import CLIENT_ID
 from chat.delivery import SocketDelivery, Verdict
 from chat.i18n import language_of
 from chat.models import User
-from chat.provisional import ProvisionalReply
+from chat.provisional import HEAD_START, ProvisionalReply
 from chat.rendering import composer_error_frame, composer_ok_frame
 
 logger = logging.getLogger(__name__)
@@ -274,6 +274,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if early is not None and CLIENT_ID.fullmatch(client_id):
             provisional = ProvisionalReply(self._send_text, client_id=client_id, early=early)
         try:
+            if provisional is not None:
+                await provisional.first_words(within=HEAD_START)
             sent = await self._run(self.STARTS[action], refusal_id=client_id, **arguments)
             if sent is None:
                 return

@@ -172,3 +172,33 @@ async def test_nothing_is_shown_early_without_an_early_request(
     )()
     await receive_until(socket, is_final(reply.pk), transcript, within=20)
     assert not any("p-prov-5" in frame for frame in transcript.frames)
+
+
+async def test_the_store_waits_for_the_first_words_but_never_longer_than_the_head_start():
+    import asyncio
+    from types import SimpleNamespace
+
+    from chat.provisional import ProvisionalReply
+    from providers.clients.types import TextDelta
+
+    frames: list[str] = []
+
+    async def send(html: str) -> None:
+        frames.append(html)
+
+    early = SimpleNamespace(watcher=None, text="Hello?", speaker="Mara")
+    shown = ProvisionalReply(send, client_id="c-1", early=early)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await shown.first_words(within=0.2)  # the upstream says nothing yet
+    assert 0.15 < loop.time() - began < 1.0
+    assert len(frames) == 1 and 'id="p-c-1"' in frames[0]
+
+    early.watcher(TextDelta("Hi"))
+    began = loop.time()
+    await shown.first_words(within=5)
+    assert loop.time() - began < 1.0
+    assert frames[-1].endswith('data-offset="0" data-end="2">Hi</div>')
+    await shown.close(kept=False)
+    assert early.watcher is None
+    assert frames[-1] == '<div id="p-c-1" hx-swap-oob="delete"></div>'

@@ -19,7 +19,10 @@ same simulator runs in the same step as the baseline. For each step it prints:
 - daphne's CPU (all processes, % of one core) over the step;
 - replies that never got their final frame, and the characters those sockets never
   showed (the final frame carries the whole reply);
-- whether every stored reply equals what the simulator sent.
+- whether every stored reply equals what the simulator sent;
+- the control: the time to first token of as many direct clients at once as the step
+  sends, run just before the step without Parley in the way (what a burst costs the
+  simulator and the box, which the relay cannot take away).
 
 With DATABASE_URL set to PostgreSQL it creates a scratch database there (and drops it);
 otherwise it uses a SQLite file. Two processes need REDIS_URL.
@@ -282,6 +285,12 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
         asyncio.create_task(follow(ws, stream, deadline))
         for ws, stream in zip(sockets, streams, strict=True)
     ]
+    # The control: as many direct clients of the simulator at once as the step sends,
+    # without Parley. What a burst costs the simulator and this box, not the relay.
+    burst = await asyncio.gather(
+        *(direct_baseline(sim_url, args.pace, args.tokens) for _ in range(count))
+    )
+    await asyncio.sleep(0.5)
     cpu_before = [_cpu_seconds(pid) for pid in site.pids]
     wall_before = time.monotonic()
     baseline = asyncio.create_task(direct_baseline(sim_url, args.pace, args.tokens))
@@ -347,6 +356,7 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
         "mismatched": mismatched,
         "snapshots": sum(stream.snapshots for stream in streams),
         "direct_ttft": direct_ttft * 1000,
+        "burst_ttft": _percentile(list(burst), 0.5) * 1000,
         "timeline": timeline,
     }
 
@@ -357,7 +367,7 @@ def print_row(result: dict, *, label: str = "") -> None:  # type: ignore[type-ar
         f"| {result['stored_ttft_p50']:.0f} / {result['stored_ttft_p99']:.0f} "
         f"| {result['lag_p50']:.0f} / {result['lag_p99']:.0f} | {result['cpu']:.0f} % "
         f"| {result['missing']} | {result['no_final']} | {result['mismatched']} "
-        f"| {result['snapshots']} | {result['direct_ttft']:.0f} |",
+        f"| {result['snapshots']} | {result['direct_ttft']:.0f} | {result['burst_ttft']:.0f} |",
         flush=True,
     )
 
@@ -483,9 +493,10 @@ def main() -> None:
     print(
         "| streams | added TTFT p50 / p99 (ms) | stored reply's first delta p50 / p99 (ms) "
         "| per-token lag p50 / p99 (ms) | daphne CPU "
-        "| chars missing | no final frame | stored ≠ sent | snapshots | direct TTFT (ms) |"
+        "| chars missing | no final frame | stored ≠ sent | snapshots | direct TTFT (ms) "
+        "| direct TTFT, N at once, p50 (ms) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     lost = 0
     try:
         for count in steps:
