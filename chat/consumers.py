@@ -102,6 +102,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     group: str = ""
     groups_joined: tuple[str, ...] = ()
     delivery: SocketDelivery
+    #: This side closed the socket: nothing more goes out on it.
+    closing = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Channels creates this socket's channel (a Redis subscription) before connect():
@@ -281,27 +283,28 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 return
             # The new articles go out before the reply's first delta can.
             await events.outbox_flushed()
+            if not sent.duplicate:
+                actions.start_reply(reply_id=sent.reply_id, context=sent.context, early=early)
+                adopted, early = early is not None and early.adopted, None
             if provisional is not None:
-                await provisional.stop()
+                # Before the acknowledgement: the page swaps in the stored pair when it
+                # gets it, unless the provisional one is gone by then.
+                await provisional.close(kept=adopted)
+                provisional = None
             await self.send(
                 text_data=composer_ok_frame(
                     client_id=client_id, message_id=sent.user_message_id, reply_id=sent.reply_id
                 )
             )
-            if not sent.duplicate:
-                actions.start_reply(reply_id=sent.reply_id, context=sent.context, early=early)
-                adopted, early = early is not None and early.adopted, None
         finally:
             if early is not None:
                 early.drop()
             if provisional is not None:
-                await provisional.close(kept=adopted)
+                await provisional.close(kept=False)
 
     async def _send_text(self, html: str) -> None:
         if not self.closing:
             await self.send(text_data=html)
-
-    closing = False
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         self.closing = True
