@@ -104,6 +104,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     delivery: SocketDelivery
     #: This side closed the socket: nothing more goes out on it.
     closing = False
+    #: Replies this socket shows provisionally until their own frames arrive.
+    provisional: dict[int, ProvisionalReply]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Channels creates this socket's channel (a Redis subscription) before connect():
@@ -140,6 +142,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
+        self.provisional = {}
         self.delivery = SocketDelivery(
             lag_limit=settings.SOCKET_LAG_LIMIT, window=settings.SOCKET_SEND_WINDOW
         )
@@ -167,6 +170,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self._catch_up()
 
     async def disconnect(self, code: int) -> None:
+        for shown in self.provisional.values():
+            shown.halt()
         if self.groups_joined:
             metrics.WEBSOCKETS.dec()
         # If the layer is down, the memberships expire on their own.
@@ -225,6 +230,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 )
             if verdict is not Verdict.FORWARD:
                 return
+        else:
+            await self.send(text_data=event["html"])  # articles, titles: no reply text
+            return
+        if self.provisional and event["message_id"] in self.provisional:
+            self.provisional.pop(event["message_id"]).halt()  # its own text is here
         await self.send(text_data=event["html"])
 
     async def send(
@@ -286,11 +296,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             if not sent.duplicate:
                 actions.start_reply(reply_id=sent.reply_id, context=sent.context, early=early)
                 adopted, early = early is not None and early.adopted, None
-            if provisional is not None:
-                # Before the acknowledgement: the page swaps in the stored pair when it
-                # gets it, unless the provisional one is gone by then.
-                await provisional.close(kept=adopted)
-                provisional = None
+            if provisional is not None and adopted:
+                # It shows the text until the stored reply's first frame gets here.
+                self.provisional[sent.reply_id] = provisional
+            elif provisional is not None:
+                # Before the acknowledgement, which has the page show the stored pair.
+                await provisional.close(kept=False)
+            provisional = None
             await self.send(
                 text_data=composer_ok_frame(
                     client_id=client_id, message_id=sent.user_message_id, reply_id=sent.reply_id

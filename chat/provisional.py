@@ -8,9 +8,11 @@ message as typed and a streaming reply that takes the early request's text as it
 arrives. It lives in ``#p-<client id>`` (``display: contents``), only in that tab.
 
 Once the send is stored, every tab of the conversation gets the stored articles and
-the reply's own frames, which start from the first character. The page hides the stored
-pair and keeps the provisional one until the stored reply has at least as much text,
-then swaps them in one step (``static/chat/chat.js``): the text never goes blank or
+the reply's own frames, which start from the first character. The provisional reply
+goes on taking text until the stored reply's first frame reaches this socket, so the
+text does not pause while the stored reply gets going. The page hides the stored pair
+and keeps the provisional one until the stored reply has at least as much text, then
+swaps them in one step (``static/chat/chat.js``): the text never goes blank or
 jumps back.
 
 The send is stored once those first words are on their way, or after
@@ -151,20 +153,21 @@ class ProvisionalReply:
         if not self._first_words.done():
             await asyncio.wait((self._first_words,), timeout=within)
 
-    async def stop(self) -> None:
-        """Show no more text: the send is stored, and its reply's frames follow."""
+    def halt(self) -> None:
+        """Show no more text: the stored reply's own frames have reached this socket
+        (or the socket is going away)."""
         if self._early.watcher == self._take:
             self._early.watcher = None
         self._closed = True
         self._arrived.ring()
         self._closing.ring()
-        await asyncio.gather(self._task, return_exceptions=True)
         if not self._first_words.done():
             self._first_words.cancel()
 
     async def close(self, *, kept: bool) -> None:
-        """Stop; ``kept``: the stored reply takes over from this one (the page swaps
-        them), otherwise the provisional exchange is removed from the page."""
-        await self.stop()
+        """Stop, once what is being sent has gone. ``kept``: the stored reply takes over
+        from this one (the page swaps them); otherwise it is removed from the page."""
+        self.halt()
+        await asyncio.gather(self._task, return_exceptions=True)
         if not kept:
             await self._send(discard_frame(self.client_id))

@@ -72,6 +72,13 @@ async def test_the_sending_tab_sees_its_message_and_first_words_before_the_send_
     assert transcript.text(reply.pk) == reply.content
     # Kept: the page swaps it for the stored pair once that has caught up.
     assert not any('hx-swap-oob="delete"' in frame for frame in transcript.frames)
+    # It stopped once the stored reply's own text got here (a frame already on its
+    # way may follow).
+    first_stored = next(
+        i for i, frame in enumerate(transcript.frames) if f"#m-{reply.pk}-" in frame
+    )
+    later = [frame for frame in transcript.frames[first_stored:] if "#p-prov-1-r-" in frame]
+    assert len(later) <= 1
 
     # The other tab saw only the stored exchange.
     seen = Transcript()

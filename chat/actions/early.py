@@ -69,7 +69,7 @@ class EarlyStart:
         #: What arrived before a reply adopted the request, then how it ended.
         self._kept: list[Any] = []
         self._sink: Callable[[StreamEvent], None] | None = None
-        #: Shown each event before a reply adopts the request (``chat.provisional``).
+        #: Shown each event until it stops watching (``chat.provisional``).
         self.watcher: Callable[[StreamEvent], None] | None = None
         self._ended: asyncio.Future[None] | None = None
         self._task = asyncio.get_running_loop().create_task(self._pull())
@@ -85,8 +85,8 @@ class EarlyStart:
                     self._sink(event)
                 else:
                     self._kept.append(event)
-                    if self.watcher is not None:
-                        self.watcher(event)
+                if self.watcher is not None:
+                    self.watcher(event)
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # noqa: BLE001 - handed to the reply that adopts it
@@ -110,7 +110,6 @@ class EarlyStart:
         """Whether the stored send built exactly this request for this connection; if
         not, the early request is dropped."""
         self.settled = True
-        self.watcher = None
         option = context.model
         same = (
             option.key == self.option.key

@@ -15,7 +15,8 @@ same simulator runs in the same step as the baseline. For each step it prints:
   reply's, shown while the send is stored (``chat.provisional``), or the stored reply's
   when nothing was shown early; the stored reply's first delta is its own column;
 - per-token lag: when a frame arrived − when the simulator wrote the last character it
-  carries, p50 and p99 over every frame;
+  carries, p50 and p99 over every frame that showed more of the answer (provisional or
+  stored: the page shows the provisional reply until the stored one has caught up);
 - daphne's CPU (all processes, % of one core) over the step;
 - replies that never got their final frame, and the characters those sockets never
   showed (the final frame carries the whole reply);
@@ -54,7 +55,9 @@ DELTA = re.compile(
     re.S,
 )
 STREAMING = re.compile(r'id="m-(\d+)" class="message assistant status-streaming"')
-PROVISIONAL = re.compile(r'beforeend:#p-[\w-]+-r-(?:text|reasoning)" data-offset')
+PROVISIONAL = re.compile(
+    r'beforeend:#p-[\w-]+-r-(text|reasoning)" data-offset="(\d+)" data-end="(\d+)"'
+)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -82,8 +85,16 @@ class Stream:
     first_delta_at: float | None = None
     final_at: float | None = None
     shown: str = ""
+    #: How much of the answer the page showed, provisional or stored.
+    visible_end: int = 0
     snapshots: int = 0
-    frames: list[tuple[float, int]] = field(default_factory=list)  # (arrival, text end)
+    #: (arrival, text end) of each frame that showed more of the answer.
+    frames: list[tuple[float, int]] = field(default_factory=list)
+
+    def showed(self, now: float, end: int) -> None:
+        if end > self.visible_end:
+            self.visible_end = end
+            self.frames.append((now, end))
 
 
 @dataclass
@@ -194,8 +205,11 @@ async def follow(ws, stream: Stream, deadline: float) -> None:  # type: ignore[n
         if received - acknowledged >= 8192:  # as the page does (static/chat/chat.js)
             acknowledged = received
             await ws.send(json.dumps({"action": "ack", "received": received}))
-        if stream.first_words_at is None and PROVISIONAL.search(frame):
-            stream.first_words_at = now
+        for match in PROVISIONAL.finditer(frame):  # the first words, before the store
+            if stream.first_words_at is None:
+                stream.first_words_at = now
+            if match[1] == "text":
+                stream.showed(now, int(match[3]))
         if not stream.reply_id:
             found = STREAMING.search(frame)
             if found:
@@ -208,7 +222,7 @@ async def follow(ws, stream: Stream, deadline: float) -> None:  # type: ignore[n
             if match["target"] == f"m-{stream.reply_id}-text":
                 stream.shown = region_text(match["text"])
                 stream.snapshots += 1
-                stream.frames.append((now, int(match["end"])))
+                stream.showed(now, int(match["end"]))
         for match in DELTA.finditer(frame):
             if int(match[1]) != stream.reply_id:
                 continue
@@ -220,7 +234,7 @@ async def follow(ws, stream: Stream, deadline: float) -> None:  # type: ignore[n
                 offset, end = int(match[3]), int(match[4])
                 if offset == len(stream.shown):
                     stream.shown += html.unescape(match[5])
-                    stream.frames.append((now, end))
+                    stream.showed(now, end)
 
 
 async def direct_baseline(sim_url: str, pace: float, tokens: int) -> float:
