@@ -301,7 +301,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 self.provisional[sent.reply_id] = provisional
             elif provisional is not None:
                 # Before the acknowledgement, which has the page show the stored pair.
-                await provisional.close(kept=False)
+                await provisional.take_back()
             provisional = None
             await self.send(
                 text_data=composer_ok_frame(
@@ -312,7 +312,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             if early is not None:
                 early.drop()
             if provisional is not None:
-                await provisional.close(kept=False)
+                await provisional.take_back()
 
     async def _send_text(self, html: str) -> None:
         if not self.closing:

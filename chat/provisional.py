@@ -87,7 +87,7 @@ def discard_frame(client_id: str) -> str:
 
 class ProvisionalReply:
     """Shows one send's provisional exchange on its socket, and the early request's
-    text in it, in frames paced as a reply's are, until ``close``."""
+    text in it, in frames paced as a reply's are, until ``halt`` or ``take_back``."""
 
     def __init__(
         self,
@@ -164,10 +164,9 @@ class ProvisionalReply:
         if not self._first_words.done():
             self._first_words.cancel()
 
-    async def close(self, *, kept: bool) -> None:
-        """Stop, once what is being sent has gone. ``kept``: the stored reply takes over
-        from this one (the page swaps them); otherwise it is removed from the page."""
+    async def take_back(self) -> None:
+        """Remove it from the page, once what is being sent has gone: the send was
+        refused or resent, or its reply asked again."""
         self.halt()
         await asyncio.gather(self._task, return_exceptions=True)
-        if not kept:
-            await self._send(discard_frame(self.client_id))
+        await self._send(discard_frame(self.client_id))

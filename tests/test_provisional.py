@@ -203,6 +203,6 @@ async def test_the_store_waits_for_the_first_words_but_never_longer_than_the_hea
     await shown.first_words(within=5)
     assert loop.time() - began < 1.0
     assert frames[-1].endswith('data-offset="0" data-end="2">Hi</div>')
-    await shown.close(kept=False)
+    await shown.take_back()
     assert early.watcher is None
     assert frames[-1] == '<div id="p-c-1" hx-swap-oob="delete"></div>'
