@@ -28,7 +28,9 @@ def test_the_page_acknowledges_what_it_receives_so_a_long_reply_streams_past_the
 
         def on_frame(payload):  # type: ignore[no-untyped-def]
             received[0] += len(payload)
-            if 'data-status="streaming"' in payload:
+            # The stored reply's articles or a snapshot; not the provisional exchange
+            # shown before the send was stored.
+            if 'data-status="streaming"' in payload and 'class="provisional"' not in payload:
                 snapshots.append(payload)
 
         def on_socket(socket):  # type: ignore[no-untyped-def]
