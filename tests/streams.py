@@ -60,6 +60,10 @@ class Transcript:
             offset, end = int(match["offset"]), int(match["end"])
             if end <= len(have):
                 continue
+            if offset and match["target"].startswith("p-") and match["target"] not in self.regions:
+                # A provisional reply (chat.provisional) goes on after the send's
+                # acknowledgement: a transcript begun there follows only stored replies.
+                continue
             if offset != len(have):
                 self.gaps += 1
                 continue

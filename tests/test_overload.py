@@ -210,12 +210,13 @@ async def test_a_socket_that_falls_behind_mid_reply_catches_up_by_snapshot(
     clock = _SkewedClock()
     monkeypatch.setattr("chat.consumers.time", clock)
     socket, _ = await connect(owner, conversation.pk)
+    # From the send on: the provisional reply shown before the store goes on after it.
+    transcript = Transcript()
     await socket.send_to(
         text_data=json.dumps({"action": "send", "message": "Tell me", "client_id": "lag-1"})
     )
-    await receive_until(socket, lambda f: 'data-ack="lag-1"' in f)
+    await receive_until(socket, lambda f: 'data-ack="lag-1"' in f, transcript)
     reply = await database_sync_to_async(conversation.messages.filter(role="assistant").last)()
-    transcript = Transcript()
     for _ in range(3):
         await receive_until(socket, lambda f: DELTA.search(f) is not None, transcript)
     clock.skew = 3.0  # every frame now reaches this socket 3 s after it was published
