@@ -18,6 +18,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from django.utils import translation
 
 from chat import actions
 from chat.models import Conversation, PersonaPreset, User
@@ -85,6 +86,10 @@ def _fresh_cache() -> Iterator[None]:
     forget_models()
     forget_quotas()
     forget_next_turns()
+    # Django's LocaleMiddleware activates a page's language in the thread that served
+    # it, which is the test's own for the test client: a Chinese page must not leave
+    # the next test rendering in Chinese.
+    translation.deactivate()
 
 
 def _make_user(username: str, *, approved: bool = True) -> User:
