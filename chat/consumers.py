@@ -288,7 +288,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         try:
             if provisional is not None:
                 await provisional.first_words(within=HEAD_START)
-            sent = await self._run(self.STARTS[action], refusal_id=client_id, **arguments)
+            async with actions.database_turn():  # stores take turns with reply ends
+                sent = await self._run(self.STARTS[action], refusal_id=client_id, **arguments)
             if sent is None:
                 return
             # The new articles go out before the reply's first delta can.

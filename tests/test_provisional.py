@@ -206,3 +206,50 @@ async def test_the_store_waits_for_the_first_words_but_never_longer_than_the_hea
     await shown.take_back()
     assert early.watcher is None
     assert frames[-1] == '<div id="p-c-1" hx-swap-oob="delete"></div>'
+
+
+async def test_while_the_database_thread_is_busy_the_sender_sees_the_reply_begin(
+    connect, owner, conversation, simulator, fast_frames
+):
+    """Stores take turns with reply ends on the database thread (``database_turn``);
+    waiting for one, the sending tab already shows its message and first words."""
+    import asyncio
+
+    socket, _ = await connect(owner, conversation.pk)
+    transcript = Transcript()
+    async with actions.database_turn():  # another send or a reply's end, being saved
+        await socket.send_to(text_data=_send("Where are we headed?", "prov-6"))
+        await receive_until(
+            socket, lambda f: "p-prov-6-r-" in f and DELTA.search(f) is not None, transcript
+        )
+        await asyncio.sleep(0.3)
+        while not await socket.receive_nothing(timeout=0.05):
+            transcript.apply(await socket.receive_from())
+        assert not any('data-ack="prov-6"' in frame for frame in transcript.frames)
+    await receive_until(socket, lambda f: 'data-ack="prov-6"' in f, transcript)
+
+
+async def test_a_save_waiting_out_a_database_outage_does_not_hold_the_turn():
+    import asyncio
+
+    from django.db import OperationalError
+
+    from chat.actions.common import database_turn, retry_db_in_turn
+
+    attempts = []
+    loop = asyncio.get_running_loop()
+    failed = asyncio.Event()
+
+    def save() -> str:
+        attempts.append(len(attempts))
+        if len(attempts) == 1:
+            loop.call_soon_threadsafe(failed.set)
+            raise OperationalError("the server closed the connection")
+        return "saved"
+
+    saving = asyncio.create_task(retry_db_in_turn(save, 5.0))
+    await failed.wait()
+    # Between its attempts (0.1 s apart) the turn is free for a send.
+    async with database_turn():
+        assert len(attempts) == 1
+    assert await saving == "saved" and len(attempts) == 2

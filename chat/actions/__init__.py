@@ -20,7 +20,7 @@ on commit.
 from __future__ import annotations
 
 from chat.actions.accounts import set_time_zone, sign_up
-from chat.actions.common import ActionError, retry_db
+from chat.actions.common import ActionError, database_turn, retry_db
 from chat.actions.conversations import (
     PreparedRequest,
     create_conversation,
@@ -76,6 +76,7 @@ from chat.actions.transfer import (
 __all__ = [
     "MAX_MESSAGE_CHARS",
     "ActionError",
+    "database_turn",
     "EarlyStart",
     "ExportFile",
     "ImportedPersona",

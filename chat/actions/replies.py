@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from chat import events, metrics
-from chat.actions.common import DB_ERRORS, ProcessLoop, retry_db
+from chat.actions.common import DB_ERRORS, ProcessLoop, retry_db, retry_db_in_turn
 from chat.actions.conversations import (
     TurnBase,
     prepare_request,
@@ -218,7 +218,7 @@ async def stream_reply(
     )
     stored = False
     try:
-        stored = await retry_db(
+        stored = await retry_db_in_turn(
             finish_reply,
             retry_for,
             reply_id=reply_id,

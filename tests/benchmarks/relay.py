@@ -17,6 +17,8 @@ same simulator runs in the same step as the baseline. For each step it prints:
 - per-token lag: when a frame arrived − when the simulator wrote the last character it
   carries, p50 and p99 over every frame that showed more of the answer (provisional or
   stored: the page shows the provisional reply until the stored one has caught up);
+- the final frame (the reply rendered whole, as stored) after the simulator wrote the
+  reply's last token, p50 and p99;
 - daphne's CPU (all processes, % of one core) over the step;
 - replies that never got their final frame, and the characters those sockets never
   showed (the final frame carries the whole reply);
@@ -333,7 +335,8 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
     by_marker = {s["last_message"]: s for s in summaries}
     stored = stored_replies(site.database_url, [s.reply_id for s in streams if s.reply_id])
 
-    added_ttft, stored_ttft, lags, missing, no_final, mismatched = [], [], [], 0, 0, 0
+    added_ttft, stored_ttft, lags, final_delays = [], [], [], []
+    missing = no_final = mismatched = 0
     timeline: list[tuple[float, float]] = []  # (seconds since the first send, lag)
     first_send = min(stream.sent_at for stream in streams)
     for stream in streams:
@@ -344,6 +347,8 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
         if stream.final_at is None:
             no_final += 1
         sent_text, marks = emitted_text(by_marker.get(stream.marker, {"sent": []}))
+        if stream.final_at is not None and marks:
+            final_delays.append(stream.final_at - marks[-1][1])
         final_text = stored.get(stream.reply_id, "")
         if final_text != sent_text:
             mismatched += 1
@@ -364,6 +369,8 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
         "stored_ttft_p99": _percentile(stored_ttft, 0.99) * 1000,
         "lag_p50": _percentile(lags, 0.5) * 1000,
         "lag_p99": _percentile(lags, 0.99) * 1000,
+        "final_p50": _percentile(final_delays, 0.5) * 1000,
+        "final_p99": _percentile(final_delays, 0.99) * 1000,
         "cpu": 100 * cpu / wall,
         "missing": missing,
         "no_final": no_final,
@@ -379,7 +386,8 @@ def print_row(result: dict, *, label: str = "") -> None:  # type: ignore[type-ar
     print(
         f"| {label}{result['streams']} | {result['ttft_p50']:.0f} / {result['ttft_p99']:.0f} "
         f"| {result['stored_ttft_p50']:.0f} / {result['stored_ttft_p99']:.0f} "
-        f"| {result['lag_p50']:.0f} / {result['lag_p99']:.0f} | {result['cpu']:.0f} % "
+        f"| {result['lag_p50']:.0f} / {result['lag_p99']:.0f} "
+        f"| {result['final_p50']:.0f} / {result['final_p99']:.0f} | {result['cpu']:.0f} % "
         f"| {result['missing']} | {result['no_final']} | {result['mismatched']} "
         f"| {result['snapshots']} | {result['direct_ttft']:.0f} | {result['burst_ttft']:.0f} |",
         flush=True,
@@ -506,11 +514,12 @@ def main() -> None:
     )
     print(
         "| streams | added TTFT p50 / p99 (ms) | stored reply's first delta p50 / p99 (ms) "
-        "| per-token lag p50 / p99 (ms) | daphne CPU "
+        "| per-token lag p50 / p99 (ms) | final frame after the last token p50 / p99 (ms) "
+        "| daphne CPU "
         "| chars missing | no final frame | stored ≠ sent | snapshots | direct TTFT (ms) "
         "| direct TTFT, N at once, p50 (ms) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     lost = 0
     try:
         for count in steps:
