@@ -17,6 +17,7 @@ def js_strings(request: HttpRequest) -> dict[str, object]:
                     "Connection lost before your message was confirmed. It will be sent "
                     "again when Parley reconnects."
                 ),
+                gettext_noop("Your last message is still being saved. Send this one in a moment."),
                 gettext_noop("Copied"),
             )
         }

@@ -199,9 +199,13 @@ WATCH_EXCHANGE = """(text) => {
   // After every change: how many copies of the message and of its reply show.
   const visible = (el) => el.getClientRects().length > 0;
   const before = [...document.querySelectorAll(".message.assistant")].filter(visible).length;
-  window.seen = {provisional: 0, maxMessages: 0, maxReplies: 0};
+  window.seen = {provisional: 0, maxMessages: 0, maxReplies: 0, composerWhenShown: null};
   new MutationObserver(() => {
-    if (document.querySelector(".provisional")) window.seen.provisional++;
+    if (document.querySelector(".provisional")) {
+      window.seen.provisional++;
+      if (window.seen.composerWhenShown === null)
+        window.seen.composerWhenShown = document.getElementById("composer-input").value;
+    }
     const messages = [...document.querySelectorAll(".message.user")]
       .filter((el) => visible(el) && el.textContent.includes(text));
     const replies = [...document.querySelectorAll(".message.assistant")].filter(visible)
@@ -229,6 +233,7 @@ def test_the_sent_message_and_its_reply_show_at_once_and_only_once(demo_site):
     done.locator("pre code").wait_for(timeout=30_000)
     seen = page.evaluate("window.seen")
     assert seen["provisional"] > 0, "shown before it was stored"
+    assert seen["composerWhenShown"] == "", "the composer empties once the message shows"
     assert seen["maxMessages"] == 1 and seen["maxReplies"] == 1, seen
     assert page.locator(".provisional, .awaiting-swap").count() == 0
     assert page.locator(".message.user").count() == 1
@@ -289,7 +294,7 @@ def test_the_composer_keeps_refused_text_and_shift_enter_adds_a_line(demo_site):
     sent = page.locator(".message.user").last
     sent.wait_for()
     assert sent.locator(".user-text").text_content() == "First line\nsecond line"
-    # Cleared once the server acknowledged storing it, not on send.
+    # Cleared once the message shows (provisionally, or stored), not on send.
     page.wait_for_function("document.querySelector('#composer-input').value === ''")
     assert error.text_content() == ""
     page.locator("#chat-title", has_text="First line second line").wait_for()

@@ -12,9 +12,16 @@
   var syncPending = false;
   var lastFrameAt = Date.now();
   var activeSocket = null;
-  // The message sent but not yet acknowledged: {id, text, resent}. The composer keeps
-  // its text until the server says it stored it, so nothing typed is ever lost.
+  // The message sent but not yet acknowledged: {id, text, resent, cleared}. The
+  // composer empties once the message shows (provisionally) or is stored; until the
+  // server says it stored it, the text is kept here, sent again after a reconnect, and
+  // put back in the composer if the server refuses it, so nothing typed is ever lost.
   var pending = null;
+
+  function restoreComposer() {
+    var input = document.getElementById("composer-input");
+    if (pending && pending.cleared && input && input.value === "") input.value = pending.text;
+  }
 
   function newId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -47,6 +54,13 @@
     var form = event.target.closest && event.target.closest("#composer");
     if (!form) return;
     var text = event.detail.parameters.message;
+    if (pending && pending.cleared && pending.text !== text) {
+      // The last message is shown but not yet stored: one at a time, so a reconnect
+      // can send it again.
+      event.preventDefault();
+      composerStatus(t("Your last message is still being saved. Send this one in a moment."));
+      return;
+    }
     if (!pending || pending.text !== text) pending = { id: newId(), text: text, resent: false };
     event.detail.parameters.client_id = pending.id;
     setSending(true);
@@ -174,6 +188,13 @@
     if (messages && messages.dataset.stick) messages.scrollTop = messages.scrollHeight;
     var status = document.getElementById("composer-error");
     if (!status || !pending) return;
+    if (!pending.cleared && document.getElementById("p-" + pending.id)) {
+      // Shown while the server stores it: the composer is free for the next message.
+      var composer = document.getElementById("composer-input");
+      if (composer && composer.value === pending.text) composer.value = "";
+      pending.cleared = true;
+      composerStatus(""); // an earlier refusal no longer applies
+    }
     if (status.dataset.ack === pending.id) {
       // Stored: now the composer may be cleared (unless the person typed on), and the
       // stored message and reply take the provisional ones' place.
@@ -193,7 +214,8 @@
       pending = null;
       setSending(false);
     } else if (status.dataset.refused === pending.id) {
-      pending = null; // refused with a reason; the text is still in the composer
+      restoreComposer();
+      pending = null; // refused with a reason; the text is back in the composer
       setSending(false);
     }
   });
@@ -245,6 +267,7 @@
     if (!pending) return;
     if (pending.resent) {
       composerStatus(t("Your message was not sent. Press Send to try again."));
+      restoreComposer();
       pending = null;
       setSending(false);
     } else {
