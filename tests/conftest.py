@@ -213,3 +213,20 @@ async def sim():  # type: ignore[no-untyped-def]
     await simulator.start()
     yield simulator
     await simulator.close()
+
+
+@pytest.fixture
+def make_next_turn_stale():  # type: ignore[no-untyped-def]
+    """Another process changed a conversation behind this one's back: what this process
+    remembers about its next turn (``chat.actions.early``) no longer matches it."""
+    from chat.actions import conversations
+
+    async def stale(conversation: Conversation) -> None:
+        remembered = conversations.next_turn(conversation.pk)
+        assert remembered is not None
+        conversations.remember_next_turn(conversation.pk, remembered.followed_by())
+        await database_sync_to_async(Conversation.objects.filter(pk=conversation.pk).update)(
+            temperature=0.2
+        )
+
+    return stale

@@ -58,19 +58,12 @@ async def test_a_send_starts_upstream_early_and_the_reply_adopts_it_turn_after_t
 
 
 async def test_an_early_request_that_no_longer_matches_the_conversation_is_dropped(
-    connect, owner, conversation, simulator, fast_frames
+    connect, owner, conversation, simulator, fast_frames, make_next_turn_stale
 ):
     adopted, dropped = _early("adopted"), _early("dropped")
     before = len(simulator.requests)
     socket, _ = await connect(owner, conversation.pk)
-    # Another process changed the conversation behind this one's back: what this
-    # process remembers about the next turn is stale.
-    stale = conversations.next_turn(conversation.pk)
-    assert stale is not None
-    conversations.remember_next_turn(conversation.pk, stale.followed_by())
-    await database_sync_to_async(type(conversation).objects.filter(pk=conversation.pk).update)(
-        temperature=0.2
-    )
+    await make_next_turn_stale(conversation)
     reply = await _exchange(socket, "Where are we headed?", "early-3")
     assert reply.status == "complete" and reply.content
     assert _early("dropped") == dropped + 1 and _early("adopted") == adopted

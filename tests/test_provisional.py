@@ -10,7 +10,6 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat import actions
-from chat.actions import conversations
 from chat.consumers import ConversationConsumer
 from chat.models import Message
 from tests.streams import DELTA, Transcript, is_final, receive_until
@@ -140,17 +139,12 @@ async def test_a_resent_message_takes_its_provisional_exchange_back(
 
 
 async def test_an_early_request_the_stored_send_does_not_adopt_is_taken_back(
-    connect, owner, conversation, simulator, fast_frames
+    connect, owner, conversation, simulator, fast_frames, make_next_turn_stale
 ):
     """Another process changed the conversation: the reply asks again, and the early
     words shown for the stale request go away."""
     socket, _ = await connect(owner, conversation.pk)
-    stale = conversations.next_turn(conversation.pk)
-    assert stale is not None
-    conversations.remember_next_turn(conversation.pk, stale.followed_by())
-    await database_sync_to_async(type(conversation).objects.filter(pk=conversation.pk).update)(
-        temperature=0.2
-    )
+    await make_next_turn_stale(conversation)
     transcript = Transcript()
     await socket.send_to(text_data=_send("Where are we headed?", "prov-4"))
     await receive_until(socket, lambda f: 'data-ack="prov-4"' in f, transcript)
