@@ -63,11 +63,11 @@ def database_turn() -> asyncio.Lock:
     interpreter lock with the event loop. When 150 sends, or 150 replies' ends, were
     all queued on it at once, it ran them back to back and held the lock for most of a
     second or two, and the loop, which relays every other reply's text, got a fraction
-    of it: per-token lag p99 150-250 ms at those moments against 30-100 ms in between.
+    of it: per-token lag p99 150-630 ms at those moments against 30-100 ms in between.
     Taking turns, the thread idles while the loop starts the next one, so the loop gets
     a turn between each. The stores and ends of a burst finish later (a 150-send burst
-    was stored 1-2 s later; each sender's tab shows its reply provisionally meanwhile,
-    ``chat.provisional``), and the text being relayed is on time.
+    was stored about 2 s later; each sender's tab shows its reply provisionally
+    meanwhile, ``chat.provisional``), and the text being relayed is on time.
     """
     loop = asyncio.get_running_loop()
     turn = _turns.get(loop)
