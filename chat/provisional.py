@@ -16,12 +16,14 @@ swaps them in one step (``static/chat/chat.js``): the text never goes blank or
 jumps back.
 
 The send is stored once those first words are on their way, or after
-``HEAD_START`` at most. Storing is Python on the database thread, and it shares the
+``HEAD_START`` at most (and then in its turn, ``chat.actions.common.database_turn``).
+Storing is Python on the database thread, and it shares the
 process's one interpreter lock with the event loop: when fifty people send at once,
 storing first took half the loop's time just when it had fifty requests to start and
 fifty first words to show (216 ms added to the first words at 50 sends, 66 ms with the
 stores after them). Nobody waits on the store meanwhile: this tab shows the exchange,
-and the composer keeps the text until the store is acknowledged.
+and the page keeps the text (to send again, or to put back in the composer if refused)
+until the store is acknowledged.
 
 When the send is refused, is a resend of a stored message, or the stored
 send built a different request than the early one, the provisional exchange is removed
@@ -44,8 +46,8 @@ from chat.streaming import Doorbell, loop_pace
 from chat.text import StreamCleaner
 from providers.clients.types import ReasoningDelta, StreamEvent, TextDelta
 
-# Placeholders for the rendered shells: neither can occur in a client id (letters,
-# digits, - and _) or survive escaping of the text.
+# Placeholders for the rendered shells. Neither can occur in a client id (letters,
+# digits, - and _), and the text goes in last, so nothing it contains is replaced.
 _ID = "PARLEY.ID"
 _TEXT = "PARLEY.TEXT"
 _shells: dict[tuple[str | None, str], str] = {}
