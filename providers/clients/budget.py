@@ -9,6 +9,7 @@ report.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 
 from providers.clients.errors import LimitExceededError, gettext_noop
@@ -25,10 +26,21 @@ TOO_LONG = gettext_noop(
 )
 
 
+# From the CJK radicals on: ideographs, kana, hangul, fullwidth forms, emoji.
+_WIDE = re.compile("[\u2e80-\U0010ffff]+")
+
+
 def estimate_tokens(text: str) -> int:
-    wide = sum(1 for char in text if ord(char) >= 0x2E80)
-    narrow = len(text) - wide
-    return wide + math.ceil(narrow / 3)
+    """A token per wide character, a token per three others.
+
+    Every send estimates its whole history, on the event loop for an early start: a
+    Python loop over the characters cost 0.3 ms per 10,000 of them. This counts them
+    in C.
+    """
+    if text.isascii():
+        return math.ceil(len(text) / 3)
+    narrow = len(_WIDE.sub("", text))
+    return len(text) - narrow + math.ceil(narrow / 3)
 
 
 def _message_tokens(message: ChatMessage) -> int:

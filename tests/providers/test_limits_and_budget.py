@@ -100,6 +100,22 @@ def test_estimates_are_conservative():
     assert estimate_tokens("你好世界") == 4
 
 
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("", 0),
+        ("abcd", 2),
+        ("café", 2),  # accented Latin counts as narrow
+        ("\u2e7f\u2e80", 2),  # the last narrow and the first wide code point
+        ("你好 world", 2 + 2),  # two wide, six narrow
+        ("😀😀ab", 2 + 1),  # emoji (outside the BMP) are wide
+        ("한국어 текст", 3 + 2),  # hangul wide; Cyrillic and the space narrow
+    ],
+)
+def test_estimates_count_wide_characters_one_each_and_others_three_to_a_token(text, tokens):
+    assert estimate_tokens(text) == tokens
+
+
 def _long_history(turns: int) -> tuple[ChatMessage, ...]:
     messages = []
     for index in range(turns):
