@@ -4,6 +4,7 @@
     python -m tests.benchmarks.relay --steps 10,50,100,150 --pace 50 --tokens 500
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \\
         python -m tests.benchmarks.relay --processes 2 --steps 150,300
+    python -m tests.benchmarks.relay --steps 50 --history 100000   # long conversations
 
 The simulator runs in its own process at a set pace and records when it wrote each
 chunk. Daphne serves Parley as in production (DEBUG off). N websocket clients, each a
@@ -144,7 +145,9 @@ def prepare(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, str], str]:
     return env, database_url
 
 
-def create_users(env: dict[str, str], count: int) -> tuple[list[str], list[int]]:
+def create_users(
+    env: dict[str, str], count: int, *, history: int = 0
+) -> tuple[list[str], list[int]]:
     os.environ.update(env)
     import django
 
@@ -166,7 +169,39 @@ def create_users(env: dict[str, str], count: int) -> tuple[list[str], list[int]]
         session.create()
         cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}")
         conversations.append(conversation.pk)
+    if history:
+        add_history(conversations, history)
     return cookies, conversations
+
+
+def add_history(conversations: list[int], chars: int) -> None:
+    """Earlier exchanges in every conversation, about ``chars`` characters in all: a
+    question and a long answer each, one statement per turn for all conversations."""
+    from chat.models import Conversation, Message
+
+    answer = (
+        "Here is a longer answer, with a list and some code.\n\n"
+        + "".join(f"{n}. A point about item {n}, in a sentence or two.\n" for n in range(30))
+        + "\n```python\nprint('hello')\n```\n"
+    )
+    question = "Could you explain the next part in more detail, with an example?"
+    turns = max(1, chars // (len(question) + len(answer)))
+    parents: dict[int, int | None] = dict.fromkeys(conversations)
+    for turn in range(turns):
+        for role, content in (("user", question), ("assistant", answer)):
+            rows = Message.objects.bulk_create(
+                Message(
+                    conversation_id=pk,
+                    parent_id=parents[pk],
+                    role=role,
+                    content=f"{content} ({turn})",
+                    model="demo:MiniMax-M2.7" if role == "assistant" else "",
+                )
+                for pk in conversations
+            )
+            parents = {row.conversation_id: row.pk for row in rows}
+    for pk, leaf in parents.items():
+        Conversation.objects.filter(pk=pk).update(current_leaf_id=leaf, title="Earlier")
 
 
 async def open_sockets(site: Site, count: int) -> list:  # type: ignore[type-arg]
@@ -439,6 +474,12 @@ def main() -> None:
         help="run each step this many times, then print each figure's median",
     )
     parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="characters of earlier exchanges in every conversation before the first send",
+    )
+    parser.add_argument(
         "--timeline",
         action="store_true",
         help="after each step, its per-token lag second by second",
@@ -453,7 +494,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="parley-relay-"))
     env, database_url = prepare(args, tmp)
-    cookies, conversations = create_users(env, max(steps))
+    cookies, conversations = create_users(env, max(steps), history=args.history)
 
     sim_port = free_port()
     simulator = subprocess.Popen(
@@ -511,6 +552,7 @@ def main() -> None:
         f"{backend}, {args.processes} daphne process(es), {args.tokens} tokens at "
         f"{args.pace:g} tok/s, first token after {args.upstream_ttft * 1000:g} ms, "
         f"frames every {args.frame_interval * 1000:g} ms, {os.cpu_count()} cores"
+        + (f", {args.history:,} characters of history per conversation" if args.history else "")
     )
     print(
         "| streams | added TTFT p50 / p99 (ms) | stored reply's first delta p50 / p99 (ms) "
