@@ -2,6 +2,7 @@
 
 The websocket stack checks the Origin (scheme, host and port: chat.origin), then loads
 the session user, then routes. Under daphne, SIGTERM drains running replies (chat.lifecycle).
+A new process does its once-per-process work before its first burst (chat.warmup).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from chat.lifecycle import install_shutdown_hook, with_supervisor  # noqa: E402
 from chat.origin import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.warmup import warm_up  # noqa: E402
 
 # Under daphne: on SIGTERM, let running replies finish before the process exits.
 install_shutdown_hook()
+
+warm_up()
 
 # Every process runs the orphan check from its first request on.
 application = with_supervisor(
