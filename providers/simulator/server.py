@@ -16,6 +16,12 @@ Directives ride in request headers, so the real clients need no special code:
   whole padded answer whatever output limit the request set, as a misbehaving upstream
   might).
 
+Connections are kept for the next request, as the real APIs keep them: an answer
+streams in chunked encoding and ends with the last chunk. A request that brings faults
+(in its headers or queued), asks for ``Connection: close`` or speaks HTTP/1.0 gets the
+old way instead: the body runs until the connection closes, so a fault can end it
+anywhere.
+
 Tests may also queue faults with :meth:`Simulator.queue_fault` (or, from another
 process, ``POST /_faults`` with ``{"fault": "status=500"}``); every request is
 recorded in :attr:`Simulator.requests` so a test can check what a client sent.
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -45,7 +52,10 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    version: str = "HTTP/1.1"
     received_at: float = field(default_factory=time.monotonic)
+    #: Which of the server's connections it came on (counted from 1).
+    connection: int = 0
     disconnected_at: float | None = None
     finished: bool = False
     #: Everything written back, so tests can check a quirk really went over the wire.
@@ -64,6 +74,8 @@ class Directives:
     length: int = 0
     faults: dict[str, str] = field(default_factory=dict)
     quirks: frozenset[str] = frozenset()
+    #: Answer in chunked encoding and keep the connection for the next request.
+    keep_alive: bool = False
 
     def output_limit(self, body: dict[str, Any]) -> int | None:
         """The output-token limit to honour: the request's, unless told to ignore it."""
@@ -90,6 +102,7 @@ class Exchange:
         self.disconnected = disconnected
         self.started = False
         self.broken = False
+        self._chunked = False
 
     @property
     def body(self) -> dict[str, Any]:
@@ -114,18 +127,31 @@ class Exchange:
         await self.writer.drain()
 
     async def start_stream(self, headers: dict[str, str] | None = None) -> None:
-        await self._head(
-            200,
-            {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **(headers or {})},
-        )
+        head = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        if self.directives.keep_alive:
+            head["Transfer-Encoding"] = "chunked"
+        await self._head(200, {**head, **(headers or {})})
+        self._chunked = self.directives.keep_alive
 
     async def send(self, raw: str) -> None:
         if self.disconnected.is_set():
             raise ConnectionResetError("client went away")
         self.record.sent.append(raw)
         self.record.sent_at.append(time.time())
-        self.writer.write(raw.encode())
+        data = raw.encode()
+        if self._chunked:
+            data = b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+        self.writer.write(data)
         await self.writer.drain()
+
+    async def end(self) -> bool:
+        """Finish the response; whether the connection may carry another request."""
+        if not self.started or self.broken or not self.directives.keep_alive:
+            return False
+        if self._chunked:
+            self.writer.write(b"0\r\n\r\n")
+            await self.writer.drain()
+        return True
 
     async def pause(self, tokens: int = 1) -> None:
         """Wait as long as ``tokens`` take at the requested pace, or until the client leaves."""
@@ -141,7 +167,8 @@ class Exchange:
     async def _head(self, status: int, headers: dict[str, str]) -> None:
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
-        lines.append("Connection: close")
+        if not self.directives.keep_alive:
+            lines.append("Connection: close")
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         await self.writer.drain()
         self.started = True
@@ -172,6 +199,7 @@ def _summary(record: RecordedRequest) -> dict[str, Any]:
     return {
         "path": record.path,
         "last_message": last if isinstance(last, str) else "",
+        "connection": record.connection,
         "sent": list(zip(record.sent_at, record.sent, strict=True)),
     }
 
@@ -198,6 +226,7 @@ class Simulator:
         self._faults: deque[str] = deque()
         self._server: asyncio.base_events.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._connections = 0
         self.base_url = ""
         # Matched in order against the path; each API also has its own prefix, so the
         # demo can point every client at one simulator.
@@ -219,10 +248,13 @@ class Simulator:
     def clear_faults(self) -> None:
         self._faults.clear()
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._server = await asyncio.start_server(self._handle, host, port)
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
+    ) -> str:
+        """Listen; with ``tls`` (a server context), over HTTPS."""
+        self._server = await asyncio.start_server(self._handle, host, port, ssl=tls)
         bound = self._server.sockets[0].getsockname()
-        self.base_url = f"http://{bound[0]}:{bound[1]}"
+        self.base_url = f"{'https' if tls else 'http'}://{host}:{bound[1]}"
         return self.base_url
 
     async def close(self) -> None:
@@ -239,21 +271,30 @@ class Simulator:
         if task is not None:
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
+        self._connections += 1
+        connection = self._connections
         try:
-            record = await self._read_request(reader)
-            if record is None:
-                return
-            self.requests.append(record)
-            disconnected = asyncio.Event()
-            watcher = asyncio.create_task(self._watch(reader, record, disconnected))
-            exchange = Exchange(record, self._directives(record), writer, disconnected)
-            try:
-                await self._dispatch(exchange)
-                record.finished = True
-            except (ConnectionResetError, BrokenPipeError):
-                pass
-            finally:
-                watcher.cancel()
+            while True:
+                record = await self._read_request(reader)
+                if record is None:
+                    return
+                record.connection = connection
+                self.requests.append(record)
+                disconnected = asyncio.Event()
+                watcher = asyncio.create_task(self._watch(reader, record, disconnected))
+                exchange = Exchange(record, self._directives(record), writer, disconnected)
+                try:
+                    await self._dispatch(exchange)
+                    record.finished = True
+                except (ConnectionResetError, BrokenPipeError):
+                    return
+                finally:
+                    # Before the response ends: the client sends its next request only
+                    # once it has the whole of this one, so the watcher reads none of it.
+                    watcher.cancel()
+                    await asyncio.gather(watcher, return_exceptions=True)
+                if disconnected.is_set() or not await exchange.end():
+                    return
         except (asyncio.IncompleteReadError, ConnectionResetError, ValueError):
             pass
         except asyncio.CancelledError:
@@ -266,15 +307,18 @@ class Simulator:
     async def _watch(
         self, reader: asyncio.StreamReader, record: RecordedRequest, event: asyncio.Event
     ) -> None:
+        """Until the client goes away while it is being answered. (Bytes instead mean
+        a request sent before this answer ended, which no client here does: the
+        connection is then treated as gone.)"""
         with contextlib.suppress(Exception):
-            await reader.read()
+            await reader.read(65536)
         record.disconnected_at = time.monotonic()
         event.set()
 
     async def _read_request(self, reader: asyncio.StreamReader) -> RecordedRequest | None:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        method, path, _version = lines[0].split(" ", 2)
+        method, path, version = lines[0].split(" ", 2)
         headers: dict[str, str] = {}
         for line in lines[1:]:
             if ":" in line:
@@ -289,7 +333,11 @@ class Simulator:
         except ValueError:
             body = raw.decode("utf-8", "replace")
         return RecordedRequest(
-            method=method, path=path.split("?", 1)[0], headers=headers, body=body
+            method=method,
+            path=path.split("?", 1)[0],
+            headers=headers,
+            body=body,
+            version=version.strip(),
         )
 
     def _directives(self, record: RecordedRequest) -> Directives:
@@ -300,6 +348,11 @@ class Simulator:
         raw_faults = record.headers.get("x-simulator-fault", "")
         if not raw_faults and self._faults and not record.path.startswith("/_"):
             raw_faults = self._faults.popleft()
+        keep_alive = (
+            not raw_faults
+            and record.version == "HTTP/1.1"
+            and record.headers.get("connection", "").lower() != "close"
+        )
         faults = {}
         for item in raw_faults.split(","):
             name, _, value = item.strip().partition("=")
@@ -320,6 +373,7 @@ class Simulator:
             length=int(length) if length.isdigit() else 0,
             faults=faults,
             quirks=quirks,
+            keep_alive=keep_alive,
         )
 
     async def _dispatch(self, exchange: Exchange) -> None:
