@@ -80,6 +80,7 @@ def describe_task(task: asyncio.Task[Any]) -> str:
 
 async def drain() -> None:
     from chat import actions
+    from providers import registry
 
     try:
         await actions.shut_down(grace=settings.REPLY_SHUTDOWN_GRACE)
@@ -87,6 +88,7 @@ async def drain() -> None:
         logger.exception("Draining replies at shutdown failed")
     finally:
         await actions.supervisor.stop()
+        await registry.close_upstream_connections()
 
 
 def with_supervisor(app: Any) -> Any:

@@ -268,6 +268,9 @@ UPSTREAM_CONNECT_TIMEOUT = envfloat("UPSTREAM_CONNECT_TIMEOUT", 10.0, minimum=0.
 UPSTREAM_FIRST_TOKEN_TIMEOUT = envfloat("UPSTREAM_FIRST_TOKEN_TIMEOUT", 90.0, minimum=0.1)
 UPSTREAM_IDLE_TIMEOUT = envfloat("UPSTREAM_IDLE_TIMEOUT", 60.0, minimum=0.1)
 UPSTREAM_TOTAL_TIMEOUT = envfloat("UPSTREAM_TOTAL_TIMEOUT", 900.0, minimum=1.0)
+# How long an idle upstream connection is kept for the next reply (seconds; 0 opens a
+# connection per reply).
+UPSTREAM_KEEPALIVE_SECONDS = envfloat("UPSTREAM_KEEPALIVE_SECONDS", 30.0, minimum=0.0)
 
 # The offline demo upstream: on by default in development when no key is set.
 PARLEY_DEMO = envbool("PARLEY_DEMO", DEBUG and not _ANY_PROVIDER_KEY)

@@ -23,5 +23,9 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 REPLY_SUPERVISOR = False  # tests that need the orphan reaper start it themselves
 AUTO_TITLE = False  # tests of titles turn it on; it is another upstream request
+# Each test runs on a loop of its own, which would leave kept connections open behind
+# it: in-process tests open a connection per reply (tests of keep-alive turn it on and
+# close the pool; daphne in live tests keeps connections as in production).
+UPSTREAM_KEEPALIVE_SECONDS = 0.0
 # Throttling counters live in the cache: keep them per test process (tests clear it).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from django.conf import settings
 
 from providers import catalog
+from providers.clients.aio import asyncio_transport
 from providers.clients.cloudflare import CloudflareClient
 from providers.clients.cloudsway import CloudswayClient
 from providers.clients.dashscope import DashScopeClient
-from providers.clients.http import Timeouts, tls_context
+from providers.clients.http import SharedPool, Timeouts, tls_context
 from providers.clients.minimax_anthropic import MiniMaxAnthropicClient
 from providers.clients.minimax_openai import MiniMaxOpenAIClient
-from providers.clients.netguard import GuardedTransport
+from providers.clients.netguard import GuardedTransport, guarded_transport
 from providers.clients.types import ChatClient, ModelSpec
 from providers.crypto import UndecryptableSecret
 from providers.models import CatalogModel, ProviderConnection
@@ -303,8 +305,11 @@ def client_for(option: ModelOption) -> ChatClient:
             headers["x-simulator-length"] = str(settings.DEMO_REPLY_TOKENS)
         base_url = f"{demo_upstream_url()}{connection.base_url}"
     timeouts = _timeouts()
-    transport = None
-    if connection.guarded and not settings.UPSTREAM_ALLOW_PRIVATE:
+    transport: httpx.AsyncBaseTransport | None = None
+    guarded = connection.guarded and not settings.UPSTREAM_ALLOW_PRIVATE
+    if settings.UPSTREAM_KEEPALIVE_SECONDS > 0:
+        transport = shared_pool(guarded=guarded)
+    elif guarded:
         transport = GuardedTransport(verify=tls_context())
     kind = connection.kind
     if kind == catalog.MINIMAX_OPENAI:
@@ -353,6 +358,29 @@ def client_for(option: ModelOption) -> ChatClient:
             transport=transport,
         )
     raise ValueError(f"unknown API kind {kind!r}")
+
+
+_shared_pools: dict[tuple[bool, float], SharedPool] = {}
+
+
+def shared_pool(*, guarded: bool) -> SharedPool:
+    """The process's upstream connections, kept between replies (public addresses
+    only when ``guarded``)."""
+    keepalive = settings.UPSTREAM_KEEPALIVE_SECONDS
+
+    def build(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+        if guarded:
+            return guarded_transport(verify=tls_context(), limits=limits)
+        return asyncio_transport(verify=tls_context(), limits=limits)
+
+    # Client construction may run on a database thread: setdefault keeps one per key.
+    return _shared_pools.setdefault((guarded, keepalive), SharedPool(build, keepalive=keepalive))
+
+
+async def close_upstream_connections() -> None:
+    """Close the kept connections of the running loop (at shutdown)."""
+    for pool in list(_shared_pools.values()):
+        await pool.close()
 
 
 def demo_upstream_url() -> str:

@@ -222,3 +222,12 @@ def test_the_ask_command_streams_an_answer_with_reasoning_apart(capsys):
     assert output.out.startswith("Thinking: The user wrote")
     assert "\n\n" in output.out and "Received:" in output.out
     assert "[finished: stop (stop)" in output.err
+
+
+def test_the_ask_command_closes_the_connections_it_kept(capsys, settings):
+    settings.UPSTREAM_KEEPALIVE_SECONDS = 30.0
+    call_command("ask", "Are you there?", model="demo:MiniMax-M2.7")
+
+    assert "[finished: stop (stop)" in capsys.readouterr().err
+    pool = registry.shared_pool(guarded=False)
+    assert not any(pool._idle.values())  # its loop has ended: nothing left open for it

@@ -332,6 +332,35 @@ async def test_a_guarded_client_never_connects_to_a_private_address_even_after_r
     assert len(sim.requests) == before
 
 
+async def test_kept_connections_to_a_private_address_never_serve_a_guarded_client(sim, settings):
+    """The operator's own connections (the demo here) may keep a connection to loopback
+    open; an admin-entered one to the same address is still refused: kept connections
+    are pooled apart."""
+    from providers import registry
+    from providers.clients.errors import UpstreamConnectionError
+    from providers.clients.minimax_openai import MiniMaxOpenAIClient
+    from providers.clients.types import ChatMessage, ChatRequest
+
+    settings.UPSTREAM_KEEPALIVE_SECONDS = 30.0
+    request = ChatRequest(model="MiniMax-M2.7", messages=(ChatMessage(role="user", content="hi"),))
+    url = f"{sim.base_url}/minimax/v1"
+    operators = registry.shared_pool(guarded=False)
+    admins = registry.shared_pool(guarded=True)
+    try:
+        async for _ in MiniMaxOpenAIClient(
+            base_url=url, api_key=SECRET, transport=operators
+        ).stream(request):
+            pass
+        with pytest.raises(UpstreamConnectionError):
+            async for _ in MiniMaxOpenAIClient(
+                base_url=url, api_key=SECRET, transport=admins
+            ).stream(request):
+                pass
+    finally:
+        await registry.close_upstream_connections()
+    assert len(sim.requests) == 1
+
+
 async def test_a_refused_port_and_an_open_one_look_the_same_to_users():
     from providers.clients.errors import UpstreamConnectionError
     from providers.clients.http import UNREACHABLE

@@ -237,10 +237,13 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
 
 def asyncio_transport(
-    *, verify: ssl.SSLContext | bool = True, backend: httpcore.AsyncNetworkBackend | None = None
+    *,
+    verify: ssl.SSLContext | bool = True,
+    backend: httpcore.AsyncNetworkBackend | None = None,
+    limits: httpx.Limits | None = None,
 ) -> httpx.AsyncHTTPTransport:
     """httpx's transport, reading through ``backend`` (this module's by default)."""
-    transport = httpx.AsyncHTTPTransport(verify=verify)
+    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits or httpx.Limits())
     # httpx builds its pool with no way to pass a backend; the pool hands this one to
     # every connection it opens.
     transport._pool._network_backend = backend or AsyncioBackend()

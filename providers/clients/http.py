@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import ssl
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -72,6 +73,112 @@ def bearer_endpoint(
 
 
 ErrorMapper = Callable[[int, Any, Mapping[str, str]], ProviderError]
+
+#: Idle connections kept per event loop (each is a socket, perhaps a TLS session).
+MAX_IDLE_CONNECTIONS = 200
+
+_Origin = tuple[bytes, bytes, int | None]
+
+
+class SharedPool(httpx.AsyncBaseTransport):
+    """Upstream connections kept open between requests, per event loop.
+
+    A reply that opens its own connection pays for DNS, TCP and TLS before the upstream
+    even sees the request: two or three round trips to a distant API. This transport
+    keeps each connection, once its response has been read to the end, for the next
+    request to the same origin, for up to ``keepalive`` seconds, LIFO (the most recent
+    is the likeliest to be alive; httpcore checks it has not been closed before using
+    it). A connection left mid-answer (Stop, an error, a timeout) is closed, which is
+    how the upstream learns to stop. There is no cap on connections in use: each
+    streaming reply holds one for its whole life, and a cap would make the next reply
+    wait for one to end; at most ``MAX_IDLE_CONNECTIONS`` idle ones are kept.
+
+    Each connection is a transport of its own (``build``, with a pool of one):
+    httpcore's pool scans all its connections for every request and response, and
+    checks each idle one against a count of all of them, which at 150 streams cost
+    more than the relay itself. ``open_stream`` makes a client per request and the
+    client closes its transport: closing this one through a client does nothing;
+    ``close()`` closes the running loop's idle connections (at shutdown).
+    """
+
+    def __init__(
+        self, build: Callable[[httpx.Limits], httpx.AsyncHTTPTransport], *, keepalive: float
+    ) -> None:
+        self._build = build
+        self.keepalive = keepalive
+        self._limits = httpx.Limits(
+            max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive
+        )
+        self._idle: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[_Origin, list[tuple[float, httpx.AsyncHTTPTransport]]]
+        ] = weakref.WeakKeyDictionary()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        loop = asyncio.get_running_loop()
+        origin = (request.url.raw_scheme, request.url.raw_host, request.url.port)
+        kept = self._idle.setdefault(loop, {}).get(origin)
+        transport = None
+        while kept and transport is None:
+            since, candidate = kept.pop()
+            if loop.time() - since < self.keepalive:
+                transport = candidate
+            else:
+                await candidate.aclose()
+        if transport is None:
+            transport = self._build(self._limits)
+        try:
+            response = await transport.handle_async_request(request)
+        except BaseException:
+            await transport.aclose()
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _GivenBack(response.stream, self, origin, transport)
+        return response
+
+    async def _give_back(self, origin: _Origin, transport: httpx.AsyncHTTPTransport) -> None:
+        loop = asyncio.get_running_loop()
+        idle = self._idle.setdefault(loop, {})
+        connections = transport._pool.connections
+        reusable = len(connections) == 1 and connections[0].is_idle()
+        if reusable and sum(len(kept) for kept in idle.values()) < MAX_IDLE_CONNECTIONS:
+            idle.setdefault(origin, []).append((loop.time(), transport))
+        else:
+            await transport.aclose()
+
+    async def aclose(self) -> None:
+        """A client is done with it: the connections stay for the next."""
+
+    async def close(self) -> None:
+        """Close the running loop's idle connections."""
+        idle = self._idle.pop(asyncio.get_running_loop(), {})
+        for kept in idle.values():
+            for _, transport in kept:
+                await transport.aclose()
+
+
+class _GivenBack(httpx.AsyncByteStream):
+    """A response body whose connection goes back to its ``SharedPool`` once closed."""
+
+    def __init__(
+        self,
+        stream: httpx.AsyncByteStream,
+        pool: SharedPool,
+        origin: _Origin,
+        transport: httpx.AsyncHTTPTransport,
+    ) -> None:
+        self._stream = stream
+        self._pool = pool
+        self._origin = origin
+        self._transport: httpx.AsyncHTTPTransport | None = transport
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()  # no layer of ours per chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await self._pool._give_back(self._origin, transport)
 
 
 @cache
@@ -148,6 +255,7 @@ async def open_stream(
                 raw = await response.aread()
                 raise map_error(response.status_code, decode_json(raw), response.headers)
             yield response
+            await _read_to_the_end(response)
         except ProviderError as error:
             # The one way out for every mapped error of every API: no secret of this
             # endpoint leaves in its text, whatever the upstream echoed.
@@ -164,12 +272,40 @@ async def open_stream(
             await response.aclose()
 
 
+#: How long the end of a body may take to arrive once its reader has what it needs.
+END_OF_BODY_GRACE = 0.1
+
+# Each streaming response's body iterator, for ``_read_to_the_end``.
+_bodies: weakref.WeakKeyDictionary[httpx.Response, AsyncIterator[bytes]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _body(response: httpx.Response) -> AsyncIterator[bytes]:
     """The body's chunks: as they came when not compressed (one layer of iteration less
     per chunk), else decompressed."""
     if response.headers.get("content-encoding", "identity").strip().lower() == "identity":
-        return response.aiter_raw()
-    return response.aiter_bytes()
+        body = response.aiter_raw()
+    else:
+        body = response.aiter_bytes()
+    _bodies[response] = body
+    return body
+
+
+async def _read_to_the_end(response: httpx.Response) -> None:
+    """Read what is left of a body whose reader stopped at the answer's last event
+    (``[DONE]`` comes just before the end of the body), so that its connection can
+    carry the next request. A body that does not end within ``END_OF_BODY_GRACE`` is
+    left, and its connection closed."""
+    body = _bodies.pop(response, None)
+    if body is None or response.is_closed:
+        return
+    try:
+        async with asyncio.timeout(END_OF_BODY_GRACE):
+            async for _ in body:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass  # not reusable: closed with the response
 
 
 class _Budgets:

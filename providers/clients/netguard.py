@@ -102,7 +102,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     """An HTTP transport that only connects to public addresses.
 
     It is reusable: each client that closes it (open_stream closes its client per
-    request) only closes the connection pool of that use.
+    request) only closes the connection pool of that use. Connections kept between
+    requests go through a ``SharedPool`` of ``guarded_transport`` instead.
     """
 
     def __init__(self, *, verify: ssl.SSLContext | bool = True) -> None:
@@ -111,9 +112,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     def _transport(self) -> httpx.AsyncHTTPTransport:
         if self._inner is None:
-            self._inner = asyncio_transport(
-                verify=self.verify, backend=_GuardedBackend(AsyncioBackend())
-            )
+            self._inner = guarded_transport(verify=self.verify)
         return self._inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -123,3 +122,12 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         inner, self._inner = self._inner, None
         if inner is not None:
             await inner.aclose()
+
+
+def guarded_transport(
+    *, verify: ssl.SSLContext | bool = True, limits: httpx.Limits | None = None
+) -> httpx.AsyncHTTPTransport:
+    """A connection pool that only opens connections to public addresses."""
+    return asyncio_transport(
+        verify=verify, backend=_GuardedBackend(AsyncioBackend()), limits=limits
+    )

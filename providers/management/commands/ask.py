@@ -61,6 +61,14 @@ class Command(BaseCommand):
     async def _run(
         self, option: registry.ModelOption, request: ChatRequest, *, whole: bool
     ) -> None:
+        try:
+            await self._ask(option, request, whole=whole)
+        finally:
+            await registry.close_upstream_connections()  # this loop ends here
+
+    async def _ask(
+        self, option: registry.ModelOption, request: ChatRequest, *, whole: bool
+    ) -> None:
         client = registry.client_for(option)
         out = self.stdout
         dim, reset = ("\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "")
