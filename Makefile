@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/parley
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test test-unit test-integration test-faults lint format bench bench-relay bench-upstream bench-long-chat bench-markdown screenshots simulator clean
+.PHONY: install run test test-unit test-integration test-faults lint format bench bench-relay bench-upstream bench-keepalive bench-long-chat bench-markdown screenshots simulator clean
 
 install: $(STAMP)
 
@@ -52,6 +52,9 @@ bench-long-chat: install
 
 bench-upstream: install
 	$(BIN)/python -m tests.benchmarks.upstream
+
+bench-keepalive: install
+	$(BIN)/python -m tests.benchmarks.keepalive
 
 bench-markdown: install
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.benchmarks.streaming_markdown
