@@ -267,3 +267,28 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+#: For page.evaluate(WATCH_EXCHANGE, text): window.seen counts, after every change to
+#: the messages, the provisional exchange and how many copies of ``text`` and of its
+#: reply show (chat.provisional).
+WATCH_EXCHANGE = """(text) => {
+  // After every change: how many copies of the message and of its reply show.
+  const visible = (el) => el.getClientRects().length > 0;
+  const before = [...document.querySelectorAll(".message.assistant")].filter(visible).length;
+  window.seen = {provisional: 0, maxMessages: 0, maxReplies: 0, composerWhenShown: null};
+  new MutationObserver(() => {
+    if (document.querySelector(".provisional")) {
+      window.seen.provisional++;
+      if (window.seen.composerWhenShown === null)
+        window.seen.composerWhenShown = document.getElementById("composer-input").value;
+    }
+    const messages = [...document.querySelectorAll(".message.user")]
+      .filter((el) => visible(el) && el.textContent.includes(text));
+    const replies = [...document.querySelectorAll(".message.assistant")].filter(visible)
+      .slice(before);
+    window.seen.maxMessages = Math.max(window.seen.maxMessages, messages.length);
+    window.seen.maxReplies = Math.max(window.seen.maxReplies, replies.length);
+  }).observe(document.getElementById("messages"),
+             {childList: true, subtree: true, characterData: true, attributes: true});
+}"""

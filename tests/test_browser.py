@@ -9,6 +9,7 @@ import pytest
 
 from tests.live import (
     CHROMIUM_ARGS,
+    WATCH_EXCHANGE,
     daphne,
     e2e_database,
     free_port,
@@ -193,28 +194,6 @@ def test_each_api_streams_an_answer_with_its_thinking_block(demo_site, api):
     assert thinking.locator("summary").text_content() == "Thinking"
     thinking.locator("summary").click()
     assert thinking.locator(".thinking-body").text_content().startswith("The user wrote")
-
-
-WATCH_EXCHANGE = """(text) => {
-  // After every change: how many copies of the message and of its reply show.
-  const visible = (el) => el.getClientRects().length > 0;
-  const before = [...document.querySelectorAll(".message.assistant")].filter(visible).length;
-  window.seen = {provisional: 0, maxMessages: 0, maxReplies: 0, composerWhenShown: null};
-  new MutationObserver(() => {
-    if (document.querySelector(".provisional")) {
-      window.seen.provisional++;
-      if (window.seen.composerWhenShown === null)
-        window.seen.composerWhenShown = document.getElementById("composer-input").value;
-    }
-    const messages = [...document.querySelectorAll(".message.user")]
-      .filter((el) => visible(el) && el.textContent.includes(text));
-    const replies = [...document.querySelectorAll(".message.assistant")].filter(visible)
-      .slice(before);
-    window.seen.maxMessages = Math.max(window.seen.maxMessages, messages.length);
-    window.seen.maxReplies = Math.max(window.seen.maxReplies, replies.length);
-  }).observe(document.getElementById("messages"),
-             {childList: true, subtree: true, characterData: true, attributes: true});
-}"""
 
 
 def test_the_sent_message_and_its_reply_show_at_once_and_only_once(demo_site):
