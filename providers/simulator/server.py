@@ -227,6 +227,9 @@ class Simulator:
         self._server: asyncio.base_events.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._connections = 0
+        #: Connections open now, and how long a kept one waits for its next request.
+        self.open_connections = 0
+        self.idle_timeout = 75.0
         self.base_url = ""
         # Matched in order against the path; each API also has its own prefix, so the
         # demo can point every client at one simulator.
@@ -272,10 +275,21 @@ class Simulator:
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
         self._connections += 1
+        self.open_connections += 1
         connection = self._connections
         try:
+            kept = False
             while True:
-                record = await self._read_request(reader)
+                if kept:
+                    # A kept connection waits this long for its next request, then the
+                    # server closes it, as real servers do (nginx: 75 s).
+                    try:
+                        async with asyncio.timeout(self.idle_timeout):
+                            record = await self._read_request(reader)
+                    except TimeoutError:
+                        return
+                else:
+                    record = await self._read_request(reader)
                 if record is None:
                     return
                 record.connection = connection
@@ -295,11 +309,13 @@ class Simulator:
                     await asyncio.gather(watcher, return_exceptions=True)
                 if disconnected.is_set() or not await exchange.end():
                     return
+                kept = True
         except (asyncio.IncompleteReadError, ConnectionResetError, ValueError):
             pass
         except asyncio.CancelledError:
             pass  # the server is closing; this connection ends here
         finally:
+            self.open_connections -= 1
             writer.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()

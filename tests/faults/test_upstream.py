@@ -4,6 +4,7 @@ sent, the reply ends in the right status, and no row is left streaming."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -11,7 +12,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import Message
-from tests.faults.conftest import upstream_text
+from tests.faults.conftest import assert_clean_logs, upstream_text
 from tests.streams import Transcript, is_final, receive_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -51,3 +52,27 @@ async def test_an_upstream_fault_ends_cleanly_and_loses_nothing(
         assert reply.content == sent  # every character before the break was kept
     streaming = await database_sync_to_async(Message.objects.filter(status="streaming").count)()
     assert streaming == 0
+
+
+async def test_replies_outlive_the_upstream_closing_their_kept_connection(site_factory, simulator):
+    """Daphne keeps its upstream connection after a reply (UPSTREAM_KEEPALIVE_SECONDS);
+    the next reply uses it. The upstream closes it once it has been idle a while, as
+    servers do: the reply after that opens another, and nothing is lost either way."""
+    simulator.idle_timeout = 1.0
+    site = site_factory(AUTO_TITLE="false")
+    server, conversation, socket = await site.one_chat()
+    before = len(simulator.requests)
+    reply_id = 0
+    for question, pause in (("First?", 0.0), ("Second?", 0.0), ("Third?", 1.5)):
+        await asyncio.sleep(pause)
+        await socket.send(question)
+        reply_id = await socket.reply_id(after=reply_id)
+        await socket.final(reply_id)
+        stored = site.row(reply_id)
+        assert stored["status"] == "complete", stored["error"]
+        assert stored["content"] == upstream_text(simulator.requests[-1])
+
+    first, second, third = (request.connection for request in simulator.requests[before:])
+    assert second == first  # kept, and used again
+    assert third > second  # the upstream had closed it: a new one
+    assert_clean_logs(site)

@@ -22,13 +22,25 @@ def _request(api: str) -> ChatRequest:
     return ChatRequest(model=model, messages=(ChatMessage(role="user", content="Hello"),))
 
 
+def _pool(keepalive: float) -> SharedPool:
+    return SharedPool(
+        lambda limits: asyncio_transport(verify=tls_context(), limits=limits), keepalive=keepalive
+    )
+
+
 @pytest.fixture
 async def pool():
-    shared = SharedPool(
-        lambda limits: asyncio_transport(verify=tls_context(), limits=limits), keepalive=30.0
-    )
+    shared = _pool(30.0)
     yield shared
     await shared.close()
+
+
+async def _until(condition) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within 2 s")
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -118,3 +130,29 @@ async def test_closing_the_pool_closes_its_idle_connections(sim, pool):
     completion = await gather(client.stream(_request("minimax")))
     assert isinstance(completion.finish, Finish)
     assert sim.requests[1].connection == 2
+
+
+async def test_a_connection_idle_longer_than_the_keepalive_is_closed_not_used_again(sim):
+    short = _pool(0.3)
+    client = make_client(sim, "minimax", transport=short)
+    try:
+        await gather(client.stream(_request("minimax")))
+        await asyncio.sleep(0.4)
+        await gather(client.stream(_request("minimax")))
+    finally:
+        await short.close()
+
+    assert [r.connection for r in sim.requests] == [1, 2]
+    await _until(lambda: sim.open_connections == 0)  # the expired one was closed too
+
+
+async def test_a_connection_the_upstream_closes_while_idle_is_not_used_again(sim, pool):
+    sim.idle_timeout = 0.2  # the upstream's keep-alive is shorter than ours
+    client = make_client(sim, "minimax", transport=pool)
+    await gather(client.stream(_request("minimax")))
+    await _until(lambda: sim.open_connections == 0)
+
+    completion = await gather(client.stream(_request("minimax")))
+
+    assert completion.finish.reason == "stop"
+    assert [r.connection for r in sim.requests] == [1, 2]
