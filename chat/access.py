@@ -12,9 +12,14 @@ from django.utils.crypto import constant_time_compare
 from chat.models import Conversation, User
 
 
-def access_conversation(user: User, conversation_id: int) -> Conversation:
+def may_access(user: User) -> None:
+    """Raise 404 unless the user may have conversations at all (signed in, approved)."""
     if not user.is_authenticated or not user.is_approved:
         raise Http404("No such conversation")
+
+
+def access_conversation(user: User, conversation_id: int) -> Conversation:
+    may_access(user)
     try:
         return Conversation.objects.select_related("persona").get(pk=conversation_id, owner=user)
     except Conversation.DoesNotExist:

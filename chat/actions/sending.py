@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from chat import events
-from chat.access import access_conversation
+from chat.access import access_conversation, may_access
 from chat.actions.common import ActionError
 from chat.actions.conversations import forget_next_turn, speaker_for, turn_base
 from chat.actions.quotas import check_send
@@ -56,22 +57,15 @@ def send_message(
     if client_id and not CLIENT_ID.fullmatch(client_id):
         raise ActionError(_("That message could not be read. Reload the page and try again."))
     text = checked_text(text)
-    conversation = access_conversation(user, conversation_id)
-    try:
-        option = _option_of(conversation, user)
-    except ActionError:
-        # Lost access (an admin's change): the next send here must not start early.
-        forget_next_turn(conversation.pk)
-        earlier = _already_sent(conversation, client_id) if client_id else None
-        if earlier is not None:
-            return earlier
-        raise
+    may_access(user)  # the conversation is checked as it is locked (_store)
     start = Start(text=text, client_id=client_id)
     try:
-        return _with_orphans_taken_over(conversation, lambda: _store(conversation, option, start))
+        return _with_orphans_taken_over(
+            conversation_id, lambda: _store(conversation_id, start, user=user)
+        )
     except IntegrityError:
         # The same message arrived twice at once (two sockets): the other one stored it.
-        earlier = _already_sent(conversation, client_id) if client_id else None
+        earlier = _already_sent(conversation_id, client_id) if client_id else None
         if earlier is None:
             raise
         return earlier
@@ -86,7 +80,9 @@ def regenerate_reply(*, user: User, conversation_id: int, message_id: int) -> Se
         raise ActionError(_("The persona's greeting cannot be regenerated."))
     option = _option_of(conversation, user)
     start = Start(parent_id=reply.parent_id, replaces_branch=True)
-    return _with_orphans_taken_over(conversation, lambda: _store(conversation, option, start))
+    return _with_orphans_taken_over(
+        conversation.pk, lambda: _store(conversation.pk, start, user=user, option=option)
+    )
 
 
 def edit_message(*, user: User, conversation_id: int, message_id: int, text: str) -> SentMessage:
@@ -97,7 +93,9 @@ def edit_message(*, user: User, conversation_id: int, message_id: int, text: str
     original = _message_of(conversation, message_id, Message.Role.USER)
     option = _option_of(conversation, user)
     start = Start(parent_id=original.parent_id, text=text, replaces_branch=True, at_root=True)
-    return _with_orphans_taken_over(conversation, lambda: _store(conversation, option, start))
+    return _with_orphans_taken_over(
+        conversation.pk, lambda: _store(conversation.pk, start, user=user, option=option)
+    )
 
 
 MODEL_GONE = gettext_noop("This conversation's model is no longer available. Pick another one.")
@@ -155,16 +153,14 @@ def _message_of(conversation: Conversation, message_id: object, role: str) -> Me
     return message
 
 
-def _with_orphans_taken_over(
-    conversation: Conversation, store: Callable[[], SentMessage]
-) -> SentMessage:
+def _with_orphans_taken_over(conversation_id: int, store: Callable[[], SentMessage]) -> SentMessage:
     try:
         try:
             return store()
         except _ReplyRunning:
             # Perhaps an orphan whose process died: take it over now rather than at
             # the supervisor's next round, and store the message after all.
-            if not take_over_stale_replies(conversation_id=conversation.pk):
+            if not take_over_stale_replies(conversation_id=conversation_id):
                 raise
             return store()
     except _ReplyRunning:
@@ -175,17 +171,41 @@ class _ReplyRunning(Exception):
     pass
 
 
-def _store(conversation: Conversation, option: registry.ModelOption, start: Start) -> SentMessage:
+def _store(
+    conversation_id: int,
+    start: Start,
+    *,
+    user: User,
+    option: registry.ModelOption | None = None,
+) -> SentMessage:
     """Under the conversation's lock: check, build the reply's request from the branch
     it continues, then store the rows and make the reply the current leaf. Nothing is
-    stored if the request is refused."""
+    stored if the request is refused.
+
+    The lock's fetch is also the access check (the user's conversation, or 404), and
+    without ``option`` the model and persona are checked here too: a send is then one
+    fetch of the conversation, not two.
+    """
     with transaction.atomic():
         # Lock the conversation so two tabs cannot start two replies at once.
         conversation = (
             Conversation.objects.select_for_update(of=("self",))
             .select_related("persona")
-            .get(pk=conversation.pk)
+            .filter(pk=conversation_id, owner=user)
+            .first()
         )
+        if conversation is None:
+            raise Http404("No such conversation")
+        if option is None:
+            try:
+                option = _option_of(conversation, user)
+            except ActionError:
+                # Lost access (an admin's change): the next send must not start early.
+                forget_next_turn(conversation.pk)
+                earlier = _already_sent(conversation.pk, start.client_id)
+                if earlier is not None:
+                    return earlier  # a resend of what was stored before
+                raise
         shape = Shape.of(conversation)
         if start.parent_id is None and not start.at_root:
             history = current_path(conversation, shape)
@@ -276,17 +296,20 @@ def _sent_before(
     return None
 
 
-def _already_sent(conversation: Conversation, client_id: str) -> SentMessage | None:
+def _already_sent(conversation_id: int, client_id: str) -> SentMessage | None:
+    if not client_id:
+        return None
+    messages = Message.objects.filter(conversation_id=conversation_id)
     earlier = (
-        conversation.messages.filter(client_id=client_id, role=Message.Role.USER)
+        messages.filter(client_id=client_id, role=Message.Role.USER)
         .values_list("pk", flat=True)
         .first()
     )
     if earlier is None:
         return None
     reply_id = (
-        conversation.messages.filter(parent_id=earlier, role=Message.Role.ASSISTANT)
+        messages.filter(parent_id=earlier, role=Message.Role.ASSISTANT)
         .values_list("pk", flat=True)
         .first()
     )
-    return SentMessage(conversation.pk, earlier, reply_id or 0, duplicate=True)
+    return SentMessage(conversation_id, earlier, reply_id or 0, duplicate=True)
