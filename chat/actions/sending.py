@@ -65,7 +65,7 @@ def send_message(
         )
     except IntegrityError:
         # The same message arrived twice at once (two sockets): the other one stored it.
-        earlier = _already_sent(conversation_id, client_id) if client_id else None
+        earlier = _already_sent(conversation_id, client_id)
         if earlier is None:
             raise
         return earlier
