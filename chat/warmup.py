@@ -39,8 +39,12 @@ def warm_up() -> float:
     reverse("home")  # builds the resolver the title and link frames use
 
     # httpcore's pool creates its locks through anyio, which imports its asyncio
-    # backend on first use; ours is the only event loop it runs on.
-    importlib.import_module("anyio._backends._asyncio")
+    # backend on first use; ours is the only event loop it runs on. A private module:
+    # if a new anyio moves it, the first burst imports whatever it became instead.
+    try:
+        importlib.import_module("anyio._backends._asyncio")
+    except ImportError:
+        logger.warning("anyio's asyncio backend was not found to import ahead")
 
     from chat.markdown import render_markdown
     from providers.clients.http import tls_context

@@ -367,6 +367,9 @@ def shared_pool(*, guarded: bool) -> SharedPool:
     """The process's upstream connections, kept between replies (public addresses
     only when ``guarded``)."""
     keepalive = settings.UPSTREAM_KEEPALIVE_SECONDS
+    pool = _shared_pools.get((guarded, keepalive))
+    if pool is not None:
+        return pool  # every reply asks: the usual answer
 
     def build(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
         if guarded:

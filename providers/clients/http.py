@@ -138,7 +138,7 @@ class SharedPool(httpx.AsyncBaseTransport):
     async def _give_back(self, origin: _Origin, transport: httpx.AsyncHTTPTransport) -> None:
         loop = asyncio.get_running_loop()
         idle = self._idle.setdefault(loop, {})
-        connections = transport._pool.connections
+        connections = transport._pool.connections  # httpx keeps its pool private
         reusable = len(connections) == 1 and connections[0].is_idle()
         if reusable and sum(len(kept) for kept in idle.values()) < MAX_IDLE_CONNECTIONS:
             idle.setdefault(origin, []).append((loop.time(), transport))
