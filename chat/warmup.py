@@ -3,13 +3,12 @@
 After a restart or a deploy every open page reconnects at once and sends again what was
 not acknowledged, so a new process meets a burst first thing. That burst also paid
 for what the hot path does once per process, lazily: compiling the templates the
-frames are rendered from, building the URL resolver, importing what httpcore and the
-code highlighter import on first use, and loading the CA bundle for TLS.
+frames are rendered from, building the URL resolver, importing what the code
+highlighter imports on first use, and loading the CA bundle for TLS.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from pathlib import Path
@@ -37,14 +36,6 @@ def warm_up() -> float:
         except (TemplateDoesNotExist, TemplateSyntaxError):
             logger.exception("Template %s could not be compiled", name)
     reverse("home")  # builds the resolver the title and link frames use
-
-    # httpcore's pool creates its locks through anyio, which imports its asyncio
-    # backend on first use; ours is the only event loop it runs on. A private module:
-    # if a new anyio moves it, the first burst imports whatever it became instead.
-    try:
-        importlib.import_module("anyio._backends._asyncio")
-    except ImportError:
-        logger.warning("anyio's asyncio backend was not found to import ahead")
 
     from chat.markdown import render_markdown
     from providers.clients.http import tls_context

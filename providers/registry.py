@@ -17,10 +17,10 @@ import httpx
 from django.conf import settings
 
 from providers import catalog
-from providers.clients.aio import asyncio_transport
 from providers.clients.cloudflare import CloudflareClient
 from providers.clients.cloudsway import CloudswayClient
 from providers.clients.dashscope import DashScopeClient
+from providers.clients.h1 import H1Transport, asyncio_transport
 from providers.clients.http import SharedPool, Timeouts, tls_context
 from providers.clients.minimax_anthropic import MiniMaxAnthropicClient
 from providers.clients.minimax_openai import MiniMaxOpenAIClient
@@ -371,10 +371,10 @@ def shared_pool(*, guarded: bool) -> SharedPool:
     if pool is not None:
         return pool  # every reply asks: the usual answer
 
-    def build(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    def build(keepalive: float) -> H1Transport:
         if guarded:
-            return guarded_transport(verify=tls_context(), limits=limits)
-        return asyncio_transport(verify=tls_context(), limits=limits)
+            return guarded_transport(verify=tls_context(), keepalive=keepalive)
+        return asyncio_transport(verify=tls_context(), keepalive=keepalive)
 
     # Client construction may run on a database thread: setdefault keeps one per key.
     return _shared_pools.setdefault((guarded, keepalive), SharedPool(build, keepalive=keepalive))

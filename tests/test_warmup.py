@@ -53,17 +53,3 @@ def test_a_template_that_does_not_compile_is_logged_and_the_rest_still_are(
 def test_a_process_warms_up_once(cold_process):
     assert warmup.warm_up() > 0
     assert warmup.warm_up() == 0.0
-
-
-def test_a_process_still_starts_when_anyio_moved_its_backend(cold_process, caplog, monkeypatch):
-    real = warmup.importlib.import_module
-
-    def moved(name: str, *args, **kwargs):
-        if name.startswith("anyio._backends"):
-            raise ImportError(name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(warmup.importlib, "import_module", moved)
-    with caplog.at_level(logging.WARNING, logger="chat.warmup"):
-        assert warmup.warm_up() > 0
-    assert "asyncio backend was not found" in caplog.text

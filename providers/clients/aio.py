@@ -7,7 +7,7 @@ that was the largest single cost of the relay (``make bench-upstream``). Here th
 reads into a buffer for as long as the buffer stays small, and a read takes what is
 there, waiting (with a timer) only when nothing is.
 
-The transport is httpx's own, with this backend in its pool.
+``providers.clients.h1`` reads HTTP through it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpcore
-import httpx
 
 # Stop reading from the socket while this much is buffered and not yet taken.
 _HIGH_WATER = 256 * 1024
@@ -234,17 +233,3 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-
-
-def asyncio_transport(
-    *,
-    verify: ssl.SSLContext | bool = True,
-    backend: httpcore.AsyncNetworkBackend | None = None,
-    limits: httpx.Limits | None = None,
-) -> httpx.AsyncHTTPTransport:
-    """httpx's transport, reading through ``backend`` (this module's by default)."""
-    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits or httpx.Limits())
-    # httpx builds its pool with no way to pass a backend; the pool hands this one to
-    # every connection it opens.
-    transport._pool._network_backend = backend or AsyncioBackend()
-    return transport

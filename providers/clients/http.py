@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 
-from providers.clients.aio import asyncio_transport
 from providers.clients.errors import (
     ProviderError,
     UpstreamConnectionError,
@@ -27,6 +26,7 @@ from providers.clients.errors import (
     gettext_noop,
     redact,
 )
+from providers.clients.h1 import H1Transport, asyncio_transport
 from providers.clients.sse import ServerSentEvent, aiter_sse
 
 logger = logging.getLogger("providers")
@@ -87,30 +87,25 @@ class SharedPool(httpx.AsyncBaseTransport):
     even sees the request: two or three round trips to a distant API. This transport
     keeps each connection, once its response has been read to the end, for the next
     request to the same origin, for up to ``keepalive`` seconds, LIFO (the most recent
-    is the likeliest to be alive; httpcore checks it has not been closed before using
-    it). A connection left mid-answer (Stop, an error, a timeout) is closed, which is
+    is the likeliest to be alive; ``H1Transport`` checks it has not been closed before
+    using it). A connection left mid-answer (Stop, an error, a timeout) is closed, which is
     how the upstream learns to stop. There is no cap on connections in use: each
     streaming reply holds one for its whole life, and a cap would make the next reply
     wait for one to end; at most ``MAX_IDLE_CONNECTIONS`` idle ones are kept.
 
-    Each connection is a transport of its own (``build``, with a pool of one):
-    httpcore's pool scans all its connections for every request and response, and
-    checks each idle one against a count of all of them, which at 150 streams cost
-    more than the relay itself. ``open_stream`` makes a client per request and the
+    Each connection is a transport of its own (``build``, an ``H1Transport``):
+    httpcore's pool, used before, scanned all its connections for every request and
+    response, and checked each idle one against a count of all of them, which at 150
+    streams cost more than the relay itself. ``open_stream`` makes a client per request and the
     client closes its transport: closing this one through a client does nothing;
     ``close()`` closes the running loop's idle connections (at shutdown).
     """
 
-    def __init__(
-        self, build: Callable[[httpx.Limits], httpx.AsyncHTTPTransport], *, keepalive: float
-    ) -> None:
+    def __init__(self, build: Callable[[float], H1Transport], *, keepalive: float) -> None:
         self._build = build
         self.keepalive = keepalive
-        self._limits = httpx.Limits(
-            max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive
-        )
         self._idle: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[_Origin, list[tuple[float, httpx.AsyncHTTPTransport]]]
+            asyncio.AbstractEventLoop, dict[_Origin, list[tuple[float, H1Transport]]]
         ] = weakref.WeakKeyDictionary()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -125,7 +120,7 @@ class SharedPool(httpx.AsyncBaseTransport):
             else:
                 await candidate.aclose()
         if transport is None:
-            transport = self._build(self._limits)
+            transport = self._build(self.keepalive)
         try:
             response = await transport.handle_async_request(request)
         except BaseException:
@@ -135,12 +130,13 @@ class SharedPool(httpx.AsyncBaseTransport):
         response.stream = _GivenBack(response.stream, self, origin, transport)
         return response
 
-    async def _give_back(self, origin: _Origin, transport: httpx.AsyncHTTPTransport) -> None:
+    async def _give_back(self, origin: _Origin, transport: H1Transport) -> None:
         loop = asyncio.get_running_loop()
         idle = self._idle.setdefault(loop, {})
-        connections = transport._pool.connections  # httpx keeps its pool private
-        reusable = len(connections) == 1 and connections[0].is_idle()
-        if reusable and sum(len(kept) for kept in idle.values()) < MAX_IDLE_CONNECTIONS:
+        if (
+            transport.has_idle_connection()
+            and sum(len(kept) for kept in idle.values()) < MAX_IDLE_CONNECTIONS
+        ):
             idle.setdefault(origin, []).append((loop.time(), transport))
         else:
             await transport.aclose()
@@ -164,12 +160,12 @@ class _GivenBack(httpx.AsyncByteStream):
         stream: httpx.AsyncByteStream,
         pool: SharedPool,
         origin: _Origin,
-        transport: httpx.AsyncHTTPTransport,
+        transport: H1Transport,
     ) -> None:
         self._stream = stream
         self._pool = pool
         self._origin = origin
-        self._transport: httpx.AsyncHTTPTransport | None = transport
+        self._transport: H1Transport | None = transport
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._stream.__aiter__()  # no layer of ours per chunk

@@ -20,7 +20,8 @@ from typing import Any
 import httpcore
 import httpx
 
-from providers.clients.aio import AsyncioBackend, asyncio_transport
+from providers.clients.aio import AsyncioBackend
+from providers.clients.h1 import H1Transport, asyncio_transport
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
@@ -108,9 +109,9 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, verify: ssl.SSLContext | bool = True) -> None:
         self.verify = verify
-        self._inner: httpx.AsyncHTTPTransport | None = None
+        self._inner: H1Transport | None = None
 
-    def _transport(self) -> httpx.AsyncHTTPTransport:
+    def _transport(self) -> H1Transport:
         if self._inner is None:
             self._inner = guarded_transport(verify=self.verify)
         return self._inner
@@ -125,9 +126,9 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
 
 def guarded_transport(
-    *, verify: ssl.SSLContext | bool = True, limits: httpx.Limits | None = None
-) -> httpx.AsyncHTTPTransport:
-    """A connection pool that only opens connections to public addresses."""
+    *, verify: ssl.SSLContext | bool = True, keepalive: float = 5.0
+) -> H1Transport:
+    """A transport that only opens connections to public addresses."""
     return asyncio_transport(
-        verify=verify, backend=_GuardedBackend(AsyncioBackend()), limits=limits
+        verify=verify, backend=_GuardedBackend(AsyncioBackend()), keepalive=keepalive
     )

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from providers.clients.aio import asyncio_transport
+from providers.clients.h1 import asyncio_transport
 from providers.clients.http import SharedPool
 from providers.clients.minimax_openai import MiniMaxOpenAIClient
 from providers.clients.types import ChatMessage, ChatRequest, ReasoningDelta, TextDelta
@@ -56,7 +56,7 @@ async def run(replies: int) -> None:
     simulator = Simulator(tokens_per_second=2000)
     url = await simulator.start(host="localhost", tls=server_tls)
     pool = SharedPool(
-        lambda limits: asyncio_transport(verify=client_tls, limits=limits), keepalive=30.0
+        lambda keepalive: asyncio_transport(verify=client_tls, keepalive=keepalive), keepalive=30.0
     )
 
     def client(transport: object) -> MiniMaxOpenAIClient:

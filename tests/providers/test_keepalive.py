@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from providers.clients.aio import asyncio_transport
 from providers.clients.base import gather
+from providers.clients.h1 import asyncio_transport
 from providers.clients.http import SharedPool, tls_context
 from providers.clients.types import ChatMessage, ChatRequest, Finish, ReasoningDelta, TextDelta
 from tests.providers.conftest import make_client
@@ -24,7 +24,8 @@ def _request(api: str) -> ChatRequest:
 
 def _pool(keepalive: float) -> SharedPool:
     return SharedPool(
-        lambda limits: asyncio_transport(verify=tls_context(), limits=limits), keepalive=keepalive
+        lambda keepalive: asyncio_transport(verify=tls_context(), keepalive=keepalive),
+        keepalive=keepalive,
     )
 
 

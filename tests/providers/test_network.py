@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from providers.clients.aio import asyncio_transport
+from providers.clients.h1 import asyncio_transport
 from providers.clients.http import (
     Timeouts,
     bearer_endpoint,
