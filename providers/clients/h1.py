@@ -62,7 +62,6 @@ class _Connection:
 
     def __init__(self, stream: AsyncioStream) -> None:
         self.stream = stream
-        self.protocol = stream._protocol
 
     def usable(self) -> bool:
         """Open, and with nothing unasked-for waiting (a response to nothing means the
@@ -143,6 +142,8 @@ class H1Transport(httpx.AsyncBaseTransport):
         url = request.url
         host = url.host
         scheme = url.scheme
+        if scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"{scheme!r} is not http or https", request=request)
         port = url.port or (443 if scheme == "https" else 80)
         stream = await self._backend.connect_tcp(host, port, timeout=timeout)
         if scheme == "https":

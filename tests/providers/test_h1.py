@@ -220,3 +220,8 @@ async def test_the_request_goes_out_as_written(client):
     assert request.startswith(b"POST /v1/chat?q=1 HTTP/1.1\r\n")
     assert b"\r\nX-Custom: yes\r\n" in request
     assert request.endswith(b'\r\n\r\n{"a":1}')
+
+
+async def test_a_url_that_is_not_http_is_refused_before_connecting():
+    with pytest.raises(httpx.UnsupportedProtocol):
+        await asyncio_transport().handle_async_request(httpx.Request("POST", "ftp://127.0.0.1/"))
