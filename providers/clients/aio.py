@@ -1,4 +1,5 @@
-"""An asyncio-native network backend for httpcore: the cheap way to read a stream.
+"""An asyncio-native network backend (httpcore's interface): the cheap way to read a
+stream.
 
 httpcore reaches asyncio through anyio by default. Its socket stream resumes reading
 before every receive and pauses again after every chunk, two ``epoll_ctl`` calls and
@@ -7,7 +8,8 @@ that was the largest single cost of the relay (``make bench-upstream``). Here th
 reads into a buffer for as long as the buffer stays small, and a read takes what is
 there, waiting (with a timer) only when nothing is.
 
-``providers.clients.h1`` reads HTTP through it.
+``providers.clients.h1`` reads HTTP through it, and takes body bytes straight from its
+buffer.
 """
 
 from __future__ import annotations

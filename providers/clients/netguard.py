@@ -87,7 +87,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         except BlockedAddressError as error:
             raise httpcore.ConnectError(str(error)) from None
         # Connect to the address just checked, not to the name (TLS still verifies
-        # the name: httpcore passes the request's host as the server name).
+        # the name: H1Transport passes the request's host as the server name).
         return await self.inner.connect_tcp(
             addresses[0], port, timeout, local_address, socket_options
         )
