@@ -88,17 +88,18 @@ class SharedPool(httpx.AsyncBaseTransport):
     keeps each connection, once its response has been read to the end, for the next
     request to the same origin, for up to ``keepalive`` seconds, LIFO (the most recent
     is the likeliest to be alive; ``H1Transport`` checks it has not been closed before
-    using it). A connection left mid-answer (Stop, an error, a timeout) is closed, which is
-    how the upstream learns to stop. There is no cap on connections in use: each
-    streaming reply holds one for its whole life, and a cap would make the next reply
-    wait for one to end; at most ``MAX_IDLE_CONNECTIONS`` idle ones are kept.
+    using it). A connection left mid-answer (Stop, an error, a timeout) is closed,
+    which is how the upstream learns to stop. There is no cap on connections in use:
+    each streaming reply holds one for its whole life, and a cap would make the next
+    reply wait for one to end; at most ``MAX_IDLE_CONNECTIONS`` idle ones are kept.
 
     Each connection is a transport of its own (``build``, an ``H1Transport``):
     httpcore's pool, used before, scanned all its connections for every request and
     response, and checked each idle one against a count of all of them, which at 150
-    streams cost more than the relay itself. ``open_stream`` makes a client per request and the
-    client closes its transport: closing this one through a client does nothing;
-    ``close()`` closes the running loop's idle connections (at shutdown).
+    streams cost more than the relay itself. ``open_stream`` makes a client per
+    request and the client closes its transport: closing this one through a client
+    does nothing; ``close()`` closes the running loop's idle connections (at
+    shutdown).
     """
 
     def __init__(self, build: Callable[[float], H1Transport], *, keepalive: float) -> None:
