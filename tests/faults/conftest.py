@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -342,9 +343,18 @@ def request_for(simulator: Any, last_message: str) -> Any:
     raise AssertionError(f"no upstream request ends with {last_message!r}")
 
 
-def upstream_text(record: Any) -> str:
-    """The answer text the simulator sent on one OpenAI-style stream, as sent."""
-    return "".join(text for _, text in answer_deltas(zip(record.sent_at, record.sent, strict=True)))
+def upstream_text(record: Any, *, before: float | None = None) -> str:
+    """The answer text the simulator sent on one OpenAI-style stream, as sent; only
+    what it wrote before the wall-clock time ``before``, if given."""
+    deltas = answer_deltas(zip(record.sent_at, record.sent, strict=True))
+    return "".join(text for at, text in deltas if before is None or at < before)
+
+
+def disconnected_at(record: Any) -> float:
+    """When the simulator saw the client close this request's connection, on the
+    wall clock that ``sent_at`` uses (the simulator runs in this process)."""
+    assert record.disconnected_at is not None, "the client never closed the connection"
+    return time.time() - (time.monotonic() - record.disconnected_at)
 
 
 def assert_clean_logs(site: Site) -> None:
