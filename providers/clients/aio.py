@@ -155,8 +155,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if self._protocol.error is not None:
             raise httpcore.WriteError(str(self._protocol.error))
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
+        """Close the connection now (nothing to wait for: asyncio sends what is
+        buffered, then closes)."""
         self._transport.close()
+
+    async def aclose(self) -> None:
+        self.close()
 
     async def start_tls(
         self,

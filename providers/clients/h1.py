@@ -72,7 +72,7 @@ class _Connection:
         return await self.stream.read(READ_SIZE, timeout)
 
     def close(self) -> None:
-        self.stream._transport.close()
+        self.stream.close()
 
 
 class H1Transport(httpx.AsyncBaseTransport):
