@@ -104,13 +104,18 @@ class _Throttled:
 _layer_warnings = _Throttled()
 
 
-async def publish(group: str, event: dict[str, Any]) -> bool:
-    """Send to a group; return whether the layer took it."""
+async def publish(group: str, event: dict[str, Any], *, recoverable: bool = False) -> bool:
+    """Send to a group; return whether the layer took it. A ``recoverable`` event is one
+    whose loss its receivers notice and repair (a reply's delta frame): the layer may
+    keep it off Redis while no other process is in the group."""
     layer = get_channel_layer()
     if layer is None:
         return False
+    send = layer.group_send
+    if recoverable:
+        send = getattr(layer, "group_send_recoverable", send)
     try:
-        await layer.group_send(group, _checked(event))
+        await send(group, _checked(event))
     except LAYER_ERRORS as error:
         _layer_warnings.warn(f"publish to {group}", error)
         return False

@@ -463,6 +463,7 @@ async def _publish_deltas(context: ReplyContext, buffer: ReplyBuffer) -> None:
                 ends=ends,
                 published_at=published_at,
             ),
+            recoverable=True,
         )
 
 

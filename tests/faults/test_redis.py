@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.faults.conftest import assert_clean_logs, request_for, upstream_text
-from tests.streams import has_delta
+from tests.streams import STREAMING_BODY, has_delta, is_final
 
 pytestmark = pytest.mark.faults
 
@@ -91,3 +91,41 @@ async def test_a_redis_outage_does_not_abort_the_reply(site_factory, redis_serve
     await late.final(reply_id)
     assert_clean_logs(site)
     assert "Could not store the end of reply" not in site.logs()
+
+
+async def test_a_tab_opened_on_another_process_mid_reply_streams_on_from_one_snapshot(
+    site_factory, redis_server, simulator
+):
+    site = site_factory(redis=redis_server, DEMO_TOKENS_PER_SECOND="40")
+    server, conversation, socket = await site.one_chat()
+    simulator.queue_fault("length=480")  # 12 s
+    await socket.send("A long answer, please")
+    reply_id = await socket.reply_id()
+    await socket.wait_for(has_delta)
+    # Until the other tab opens, no other process is in the conversation, and this one
+    # keeps the reply's deltas off Redis.
+    other = site.serve()
+    await asyncio.sleep(1)
+    watcher = await site.socket(other.url, conversation, drain=0)
+    await watcher.final(reply_id)
+    stored = site.row(reply_id)
+    assert stored["status"] == "complete", stored["error"]
+
+    # The other tab got the reply as stored, then one snapshot of it as published, then
+    # every delta after that as it was sent: none went missing (a gap would have cost
+    # it another snapshot).
+    region = f"m-{reply_id}-text"
+    ended = next(
+        i for i, frame in enumerate(watcher.transcript.frames) if is_final(reply_id)(frame)
+    )
+    frames = watcher.transcript.frames[:ended]
+    snapshots = [
+        i
+        for i, frame in enumerate(frames)
+        if any(match["target"] == region for match in STREAMING_BODY.finditer(frame))
+    ]
+    assert len(snapshots) == 2 and snapshots[0] == 0, snapshots
+    assert sum(has_delta(frame) for frame in frames[snapshots[1] :]) >= 20
+    assert watcher.transcript.text(reply_id) == socket.transcript.text(reply_id)
+    assert watcher.transcript.text(reply_id).strip() == stored["content"].strip()
+    assert_clean_logs(site)

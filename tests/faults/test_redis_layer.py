@@ -37,6 +37,7 @@ async def test_frames_published_at_once_share_round_trips_and_arrive_in_order(
     layer, listener = _layer(redis_server.url), _layer(redis_server.url)  # two processes
     tab = await listener.new_channel()
     await listener.group_add("conversation.1", tab)
+    round_trips, published = 0, 0  # not the listener's notice that it joined
 
     # 30 replies publish 10 frames each, all at once, as a busy process's replies do.
     async def reply(number: int) -> None:
@@ -117,5 +118,105 @@ async def test_a_process_hands_its_own_tabs_a_message_at_once_and_other_processe
     await there.send(mine, {"type": "reply.stopping", "from": "there"})
     assert (await asyncio.wait_for(here.receive(mine), 5))["from"] == "there"
     assert pipelines == 1
+    for each in (here, there):
+        await each.flush()
+
+
+def _count_publishes(monkeypatch) -> list[bytes]:  # type: ignore[no-untyped-def]
+    """The channels of every PUBLISH sent to Redis from now on."""
+    channels: list[bytes] = []
+    execute = Pipeline.execute
+
+    async def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        channels.extend(
+            str(command[0][1]).encode()
+            for command in self.command_stack
+            if command[0][0] == "PUBLISH"
+        )
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "execute", counted)
+    return channels
+
+
+async def test_recoverable_messages_skip_redis_while_no_other_process_is_in_the_group(
+    redis_server, monkeypatch
+):
+    here = _layer(redis_server.url)
+    mine = await here.new_channel()
+    await here.group_add("conversation.1", mine)
+    here._get_layer().alone_recheck = 0.3
+    published = _count_publishes(monkeypatch)
+
+    # The first publish learns that only this process listens; the deltas after it
+    # stay in memory, where this process's own tab gets every one.
+    for n in range(20):
+        await here.group_send_recoverable("conversation.1", {"type": "chat.frame", "n": n})
+    assert len(published) == 1
+    # Any other message is still published, and checks again.
+    await here.group_send("conversation.1", {"type": "chat.frame", "final": True})
+    assert len(published) == 2
+    # The check expires: the next delta goes through Redis and checks again.
+    await asyncio.sleep(0.35)
+    await here.group_send_recoverable("conversation.1", {"type": "chat.frame", "n": 20})
+    await here.group_send_recoverable("conversation.1", {"type": "chat.frame", "n": 21})
+    assert len(published) == 3
+    got = [(await here.receive(mine)).get("n", "final") for _ in range(23)]
+    assert got == [*range(20), "final", 20, 21]
+    await asyncio.sleep(0.2)  # the echoes of what went through Redis are dropped
+    assert here._get_layer().channels[mine].empty()
+
+    # A group with no member in this process: every message is published (no one
+    # here would hear another process join it).
+    for n in range(3):
+        await here.group_send_recoverable("conversation.2", {"type": "chat.frame", "n": n})
+    assert len(published) == 6
+    await here.flush()
+
+
+async def test_a_process_joining_mid_stream_gets_every_delta_after_its_snapshot(
+    redis_server, monkeypatch
+):
+    """The product's way in for a tab on another process: join the conversation's
+    group, then ask the reply (through its group) for a snapshot. Everything published
+    after the snapshot must arrive, without waiting for the publisher to check again."""
+    here, there = _layer(redis_server.url), _layer(redis_server.url)  # two processes
+    mine, control = await here.new_channel(), await here.new_channel()
+    await here.group_add("conversation.1", mine)
+    await here.group_add("reply.1", control)
+    here._get_layer().alone_recheck = 3600  # only the join notice can end it
+    published = _count_publishes(monkeypatch)
+    sent = 0
+    done = asyncio.Event()
+
+    async def reply() -> None:  # a delta every 2 ms
+        nonlocal sent
+        while not done.is_set():
+            sent += 1  # counted as published before it goes, as a reply's text is
+            await here.group_send_recoverable(
+                "conversation.1", {"type": "chat.frame", "n": sent - 1}
+            )
+            await asyncio.sleep(0.002)
+
+    async def answer_snapshot_requests() -> None:
+        while True:
+            request = await here.receive(control)
+            await here.send(request["reply_to"], {"type": "snapshot", "upto": sent - 1})
+
+    replying = asyncio.create_task(reply())
+    answering = asyncio.create_task(answer_snapshot_requests())
+    await asyncio.sleep(0.2)
+    assert sent > 20 and len(published) <= 2  # one check, then alone
+    theirs = await there.new_channel()
+    await there.group_add("conversation.1", theirs)
+    await there.group_send("reply.1", {"type": "reply.sync", "reply_to": theirs})
+    while (message := await asyncio.wait_for(there.receive(theirs), 5))["type"] != "snapshot":
+        pass  # deltas that overtook the snapshot
+    upto = message["upto"]
+    got = [(await asyncio.wait_for(there.receive(theirs), 5))["n"] for _ in range(100)]
+    done.set()
+    await replying
+    answering.cancel()
+    assert got == list(range(upto + 1, upto + 101))
     for each in (here, there):
         await each.flush()
