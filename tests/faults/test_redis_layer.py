@@ -4,6 +4,7 @@ publishing process's own channels, against a private Redis server."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import pytest
 from redis.asyncio.client import Pipeline
@@ -21,23 +22,35 @@ def _layer(url: str) -> RedisPubSubChannelLayer:
     )
 
 
-async def test_frames_published_at_once_share_round_trips_and_arrive_in_order(
-    redis_server, monkeypatch
-):
-    round_trips, published = 0, 0
+@dataclass
+class _Wire:
+    """What the layers sent Redis: pipelines (round trips) and PUBLISH commands."""
+
+    round_trips: int = 0
+    published: int = 0
+
+
+def _watch_the_wire(monkeypatch) -> _Wire:  # type: ignore[no-untyped-def]
+    """Count what every layer sends Redis from now on."""
+    wire = _Wire()
     execute = Pipeline.execute
 
     async def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal round_trips, published
-        round_trips += 1
-        published += len(self.command_stack)
+        wire.round_trips += 1
+        wire.published += sum(command[0][0] == "PUBLISH" for command in self.command_stack)
         return await execute(self, *args, **kwargs)
 
     monkeypatch.setattr(Pipeline, "execute", counted)
+    return wire
+
+
+async def test_frames_published_at_once_share_round_trips_and_arrive_in_order(
+    redis_server, monkeypatch
+):
     layer, listener = _layer(redis_server.url), _layer(redis_server.url)  # two processes
     tab = await listener.new_channel()
     await listener.group_add("conversation.1", tab)
-    round_trips, published = 0, 0  # not the listener's notice that it joined
+    wire = _watch_the_wire(monkeypatch)  # from here: not the listener's notice that it joined
 
     # 30 replies publish 10 frames each, all at once, as a busy process's replies do.
     async def reply(number: int) -> None:
@@ -50,8 +63,8 @@ async def test_frames_published_at_once_share_round_trips_and_arrive_in_order(
     assert sorted(map(tuple, got)) == [(n, f) for n in range(30) for f in range(10)]
     for number in range(30):  # each reply's frames in the order it published them
         assert [f for n, f in got if n == number] == list(range(10))
-    assert published == 300
-    assert round_trips <= 30  # one per reply's turn at most, never one per frame
+    assert wire.published == 300
+    assert wire.round_trips <= 30  # one per reply's turn at most, never one per frame
     for each in (layer, listener):
         await each.flush()
 
@@ -104,39 +117,14 @@ async def test_a_process_hands_its_own_tabs_a_message_at_once_and_other_processe
 
     # A message for a channel of this process never leaves it; one from another
     # process arrives through Redis.
-    pipelines = 0
-    execute = Pipeline.execute
-
-    async def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        nonlocal pipelines
-        pipelines += 1
-        return await execute(self, *args, **kwargs)
-
-    monkeypatch.setattr(Pipeline, "execute", counted)
+    wire = _watch_the_wire(monkeypatch)
     await here.send(mine, {"type": "reply.stopping"})
-    assert pipelines == 0 and (await here.receive(mine))["type"] == "reply.stopping"
+    assert wire.round_trips == 0 and (await here.receive(mine))["type"] == "reply.stopping"
     await there.send(mine, {"type": "reply.stopping", "from": "there"})
     assert (await asyncio.wait_for(here.receive(mine), 5))["from"] == "there"
-    assert pipelines == 1
+    assert wire.round_trips == 1
     for each in (here, there):
         await each.flush()
-
-
-def _count_publishes(monkeypatch) -> list[bytes]:  # type: ignore[no-untyped-def]
-    """The channels of every PUBLISH sent to Redis from now on."""
-    channels: list[bytes] = []
-    execute = Pipeline.execute
-
-    async def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        channels.extend(
-            str(command[0][1]).encode()
-            for command in self.command_stack
-            if command[0][0] == "PUBLISH"
-        )
-        return await execute(self, *args, **kwargs)
-
-    monkeypatch.setattr(Pipeline, "execute", counted)
-    return channels
 
 
 async def test_recoverable_messages_skip_redis_while_no_other_process_is_in_the_group(
@@ -146,21 +134,21 @@ async def test_recoverable_messages_skip_redis_while_no_other_process_is_in_the_
     mine = await here.new_channel()
     await here.group_add("conversation.1", mine)
     here._get_layer().alone_recheck = 0.3
-    published = _count_publishes(monkeypatch)
+    wire = _watch_the_wire(monkeypatch)
 
     # The first publish learns that only this process listens; the deltas after it
     # stay in memory, where this process's own tab gets every one.
     for n in range(20):
         await here.group_send_recoverable("conversation.1", {"type": "chat.frame", "n": n})
-    assert len(published) == 1
+    assert wire.published == 1
     # Any other message is still published, and checks again.
     await here.group_send("conversation.1", {"type": "chat.frame", "final": True})
-    assert len(published) == 2
+    assert wire.published == 2
     # The check expires: the next delta goes through Redis and checks again.
     await asyncio.sleep(0.35)
     await here.group_send_recoverable("conversation.1", {"type": "chat.frame", "n": 20})
     await here.group_send_recoverable("conversation.1", {"type": "chat.frame", "n": 21})
-    assert len(published) == 3
+    assert wire.published == 3
     got = [(await here.receive(mine)).get("n", "final") for _ in range(23)]
     assert got == [*range(20), "final", 20, 21]
     await asyncio.sleep(0.2)  # the echoes of what went through Redis are dropped
@@ -170,7 +158,7 @@ async def test_recoverable_messages_skip_redis_while_no_other_process_is_in_the_
     # here would hear another process join it).
     for n in range(3):
         await here.group_send_recoverable("conversation.2", {"type": "chat.frame", "n": n})
-    assert len(published) == 6
+    assert wire.published == 6
     await here.flush()
 
 
@@ -185,7 +173,7 @@ async def test_a_process_joining_mid_stream_gets_every_delta_after_its_snapshot(
     await here.group_add("conversation.1", mine)
     await here.group_add("reply.1", control)
     here._get_layer().alone_recheck = 3600  # only the join notice can end it
-    published = _count_publishes(monkeypatch)
+    wire = _watch_the_wire(monkeypatch)
     sent = 0
     done = asyncio.Event()
 
@@ -206,7 +194,7 @@ async def test_a_process_joining_mid_stream_gets_every_delta_after_its_snapshot(
     replying = asyncio.create_task(reply())
     answering = asyncio.create_task(answer_snapshot_requests())
     await asyncio.sleep(0.2)
-    assert sent > 20 and len(published) <= 2  # one check, then alone
+    assert sent > 20 and wire.published <= 2  # one check, then alone
     theirs = await there.new_channel()
     await there.group_add("conversation.1", theirs)
     await there.group_send("reply.1", {"type": "reply.sync", "reply_to": theirs})
