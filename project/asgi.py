@@ -1,7 +1,8 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
 The websocket stack checks the Origin (scheme, host and port: chat.origin), then loads
-the session user, then routes. Under daphne, SIGTERM drains running replies (chat.lifecycle).
+the session user, then routes. Under daphne, SIGTERM drains running replies (chat.lifecycle)
+and frames are sent as they are written (chat.socket_writes).
 A new process does its once-per-process work before its first burst (chat.warmup).
 """
 
@@ -20,10 +21,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from chat.lifecycle import install_shutdown_hook, with_supervisor  # noqa: E402
 from chat.origin import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.socket_writes import install_eager_writes  # noqa: E402
 from chat.warmup import warm_up  # noqa: E402
 
 # Under daphne: on SIGTERM, let running replies finish before the process exits.
 install_shutdown_hook()
+# Under daphne: a frame goes out as it is written, not on the reactor's next turn.
+install_eager_writes()
 
 warm_up()
 
