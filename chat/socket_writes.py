@@ -4,9 +4,9 @@ Twisted buffers every write and sends it on the reactor's next turn: it asks the
 event loop to watch the socket for writability (an ``epoll_ctl``), the loop calls back
 (through Twisted's logging and context wrappers), the data is sent, and the watch is
 dropped again (another ``epoll_ctl``). A websocket frame is one write, so every frame
-of every reply paid for that round. With 150 replies streaming in a process that was
-about a tenth of its event loop, on top of the send itself, and the loop runs late
-past the knee (issue 8; measured in docs/benchmarks.md).
+of every reply paid for that round: with 150 replies streaming in a process, about a
+tenth of its event loop on top of the send itself, and the loop runs late past the
+knee (issue 8; measured in docs/benchmarks.md).
 
 ``install_eager_writes`` makes a plain TCP connection with nothing buffered try the
 send right away, as asyncio's own transports do. Whatever the kernel does not take
