@@ -2,9 +2,10 @@
 (chat.socket_writes), and leave everything else to Twisted's buffer, in order.
 
 The connections here are Twisted's own ``tcp.Connection`` over a real loopback socket,
-with the eager write bound on a subclass (the process-wide install is checked in a
-subprocess under Twisted's asyncio reactor, as daphne runs it) and a reactor that only
-records what it was asked to watch.
+with the eager write bound on a subclass and a reactor that only records what it was
+asked to watch. The process-wide install is checked in subprocesses: under Twisted's
+asyncio reactor, through daphne's own command line loading ``project.asgi``, and
+outside daphne.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from twisted.internet import protocol, tcp
 from twisted.internet.error import ConnectionLost
 
 from chat.socket_writes import eager_write
-from tests.live import ROOT
+from tests.live import ROOT, server_env
 
 
 class WatchingReactor:
@@ -148,8 +149,22 @@ def test_a_lost_connection_is_left_for_twisted_to_report(sockets) -> None:
     assert isinstance(conn.doWrite(), ConnectionLost)
 
 
-def test_daphne_processes_install_it_over_twisteds_asyncio_reactor() -> None:
-    script = textwrap.dedent(
+def run_python(script: str, env: dict[str, str] | None = None) -> str:
+    """What ``script`` printed, run in a fresh interpreter from the project's root."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_it_installs_over_twisteds_asyncio_reactor_once() -> None:
+    printed = run_python(
         """
         from twisted.internet import asyncioreactor
         asyncioreactor.install()
@@ -161,15 +176,36 @@ def test_daphne_processes_install_it_over_twisteds_asyncio_reactor() -> None:
         print("installed")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    assert printed == "installed"
+
+
+def test_daphnes_command_line_loads_parley_with_it_installed(tmp_path) -> None:
+    """``daphne project.asgi:application`` (``make run``), up to the point it would listen:
+    the check stands in for the server's run loop, after daphne loaded the application."""
+    env = server_env(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    printed = run_python(
+        """
+        import sys
+        from daphne.cli import CommandLineInterface
+        from daphne.server import Server
+
+        def run(server):
+            from twisted.internet import _newtls, tcp
+            assert server.application is not None
+            assert tcp.Connection.write is not _newtls.ConnectionMixin.write, "not installed"
+            print("installed under daphne")
+
+        Server.run = run
+        sys.argv = ["daphne", "-b", "127.0.0.1", "-p", "0", "project.asgi:application"]
+        CommandLineInterface.entrypoint()
+        """,
+        env,
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "installed"
+    assert printed.splitlines()[-1] == "installed under daphne"
 
 
 def test_nothing_is_installed_outside_daphne() -> None:
-    script = textwrap.dedent(
+    printed = run_python(
         """
         import sys
         from twisted.internet import _newtls, tcp
@@ -180,8 +216,4 @@ def test_nothing_is_installed_outside_daphne() -> None:
         print("left alone")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "left alone"
+    assert printed == "left alone"
