@@ -102,8 +102,8 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 class GuardedTransport(httpx.AsyncBaseTransport):
     """An HTTP transport that only connects to public addresses.
 
-    It is reusable: each client that closes it (open_stream closes its client per
-    request) only closes the connection pool of that use. Connections kept between
+    It is reusable: each close (open_stream closes its transport after each request)
+    only closes the connection of that use. Connections kept between
     requests go through a ``SharedPool`` of ``guarded_transport`` instead.
     """
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import ssl
 import zlib
 from collections.abc import AsyncIterator
@@ -30,16 +32,22 @@ async def sse_server(
     stall_after: int | None = None,
     tls: ssl.SSLContext | None = None,
     gzip: bool = False,
+    received: list[tuple[bytes, bytes]] | None = None,
 ) -> AsyncIterator[int]:
     """An upstream that answers any request with ``events`` SSE events, one write each
     (a chunked body, as the real APIs send), going silent after ``stall_after``; with
-    ``gzip``, compressed as one stream flushed after each event."""
+    ``gzip``, compressed as one stream flushed after each event. Each request's head
+    and body go in ``received``."""
 
     writers: list[asyncio.StreamWriter] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
-        await reader.readuntil(b"\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length: *(\d+)", head)
+        body = await reader.readexactly(int(length[1])) if length else b""
+        if received is not None:
+            received.append((head, body))
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
             + (b"content-encoding: gzip\r\n" if gzip else b"")
@@ -174,3 +182,40 @@ async def test_the_guarded_transport_still_refuses_loopback():
     async with sse_server() as port:
         with pytest.raises(httpx.ConnectError, match="non-public"):
             await _lines(f"http://127.0.0.1:{port}/v1", GuardedTransport())
+
+
+def _head_lines(head: bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    """A request head's first line, and its headers by lowercase name."""
+    first, *lines = head.rstrip(b"\r\n").split(b"\r\n")
+    return first, {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(b":") for line in lines)
+    }
+
+
+async def test_a_request_is_what_an_httpx_client_would_have_sent():
+    timeouts = Timeouts(connect=2, first_token=5, between_tokens=5, total=30)
+    body = {"model": "m", "messages": [{"role": "user", "content": "é \u2028 <b>"}]}
+    received: list[tuple[bytes, bytes]] = []
+    async with sse_server(events=3, received=received) as port:
+        base = f"http://127.0.0.1:{port}/api/v1/"
+        endpoint = bearer_endpoint(base, "sk-test", timeouts=timeouts, extra_headers={"X-A": "b"})
+        async with open_stream(
+            endpoint, "/chat", body, map_error=lambda *a: None, extra_headers={"X-C": "d"}
+        ) as response:  # type: ignore[arg-type,return-value]
+            await response.aread()
+        async with httpx.AsyncClient(base_url=base, headers={"X-A": "b"}) as client:
+            expected = client.build_request(
+                "POST",
+                "/chat",
+                json=body,
+                headers={"Authorization": "Bearer sk-test", "X-C": "d"},
+            )
+
+    ((head, sent_body),) = received
+    first, headers = _head_lines(head)
+    assert first == b"POST /api/v1/chat HTTP/1.1"
+    assert headers == {name.lower(): value for name, value in expected.headers.raw}
+    assert headers[b"user-agent"].startswith(b"python-httpx/")
+    assert sent_body == expected.content  # the same JSON, byte for byte
+    assert json.loads(sent_body) == body
