@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,27 +25,29 @@ class Segment:
 class WorkBudget:
     """The share of one core that optional work (rendering markdown while replies
     stream) may take in this process, per window of time. Past it the work waits for
-    the next window: text keeps its pace and formatting arrives a little later."""
+    the next window: text keeps its pace and formatting arrives a little later.
+    ``scale`` (from 0 to 1), asked at each window, shrinks the share while the process
+    is busy."""
 
-    def __init__(self, share: float, *, window: float = 1.0) -> None:
+    def __init__(
+        self, share: float, *, window: float = 1.0, scale: Callable[[], float] | None = None
+    ) -> None:
         self.share = share
         self.window = window
+        self.scale = scale
         self.spent = 0.0
         self.since = time.monotonic()
+        self.limit = share * window
 
     def allows(self) -> bool:
         now = time.monotonic()
         if now - self.since >= self.window:
             self.spent, self.since = 0.0, now
-        return self.spent < self.share * self.window
+            self.limit = self.share * self.window * (self.scale() if self.scale else 1.0)
+        return self.spent < self.limit
 
     def charge(self, seconds: float) -> None:
         self.spent += seconds
-
-
-#: Settling markdown in every streaming reply of this process together takes at most a
-#: tenth of a core: at a hundred streams and more it would otherwise make text late.
-settle_budget = WorkBudget(0.1)
 
 
 @dataclass
@@ -265,6 +268,21 @@ class LoopPace:
             return base
         return min(max(base, self.ceiling), base + 2 * self.lateness)
 
+    def relief(self, *, from_late: float = 0.005, to_late: float = 0.05) -> float:
+        """How much of its optional work the process should still do: all of it while
+        the loop is on time (late by under ``from_late``), down to a quarter at
+        ``to_late`` and beyond."""
+        if self.lateness <= from_late:
+            return 1.0
+        behind = min(1.0, (self.lateness - from_late) / (to_late - from_late))
+        return 1.0 - 0.75 * behind
+
 
 #: One per process: every reply's publisher and the partial writer feed it.
 loop_pace = LoopPace()
+
+#: Settling markdown in every streaming reply of this process together takes at most a
+#: tenth of a core, and less while the loop runs late: at a hundred streams and more it
+#: would otherwise make text late. Formatting then comes in later frames (and whole in
+#: the final one); the text keeps its pace.
+settle_budget = WorkBudget(0.1, scale=loop_pace.relief)

@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from chat.actions import replies
 from chat.delivery import SocketDelivery, Verdict
 from chat.models import Message
-from chat.streaming import Doorbell, LoopPace, ReplyBuffer
+from chat.streaming import Doorbell, LoopPace, ReplyBuffer, WorkBudget
 from tests.streams import DELTA, Transcript, is_final, receive_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -107,6 +107,24 @@ def test_the_frame_interval_grows_with_loop_lateness_up_to_a_ceiling_and_recover
         pace.observe(0.05, 0.05)
     assert pace.interval(0.05) == 0.05
     assert pace.interval(0) == 0  # frames as tokens arrive, while the loop keeps up
+
+
+def test_a_late_loop_leaves_optional_work_a_smaller_share_from_the_next_window():
+    pace = LoopPace()
+    budget = WorkBudget(0.1, window=1.0, scale=pace.relief)
+    assert budget.allows() and budget.limit == pytest.approx(0.1)
+    for _ in range(50):
+        pace.observe(0.05, 0.05 + 0.2)  # every sleep wakes 200 ms late
+    budget.charge(0.04)
+    assert budget.allows()  # this window keeps the share it started with
+    budget.since -= 1.0  # the next window
+    assert budget.allows() and budget.limit == pytest.approx(0.025)
+    budget.charge(0.03)
+    assert not budget.allows()  # formatting waits: the text keeps its pace
+    for _ in range(100):
+        pace.observe(0.05, 0.05)  # on time again
+    budget.since -= 1.0
+    assert budget.allows() and budget.limit == pytest.approx(0.1)
 
 
 async def test_a_doorbell_wakes_its_waiter_once_per_ring_and_remembers_an_early_ring():
