@@ -20,10 +20,18 @@ logger = logging.getLogger(__name__)
 _installed = False
 
 
+def under_daphne() -> bool:
+    """Whether Twisted's reactor is loaded: daphne installs it before it loads the
+    application. So does every process with daphne among its installed apps (tests,
+    management commands), which never runs it: what must happen only while serving
+    waits for the reactor to run."""
+    return "twisted.internet.reactor" in sys.modules
+
+
 def install_shutdown_hook() -> bool:
     """Register the drain with the running Twisted reactor, if this is daphne."""
     global _installed
-    if _installed or "twisted.internet.reactor" not in sys.modules:
+    if _installed or not under_daphne():
         return False
     from twisted.internet import defer, reactor
 

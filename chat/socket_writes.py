@@ -23,8 +23,9 @@ and ``tests/test_socket_writes.py`` fails if they change shape.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
+
+from chat.lifecycle import under_daphne
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def install_eager_writes() -> bool:
     global _installed
     if _installed:
         return True
-    if "twisted.internet.reactor" not in sys.modules:
+    if not under_daphne():
         return False
     from twisted.internet import _newtls, abstract, tcp
 

@@ -3,7 +3,8 @@
 The websocket stack checks the Origin (scheme, host and port: chat.origin), then loads
 the session user, then routes. Under daphne, SIGTERM drains running replies (chat.lifecycle)
 and frames are sent as they are written (chat.socket_writes).
-A new process does its once-per-process work before its first burst (chat.warmup).
+A new process does its once-per-process work before its first burst, then leaves what
+it loaded out of the garbage collector's passes (chat.warmup).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from chat.lifecycle import install_shutdown_hook, with_supervisor  # noqa: E402
 from chat.origin import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.socket_writes import install_eager_writes  # noqa: E402
-from chat.warmup import warm_up  # noqa: E402
+from chat.warmup import settle_collector_when_serving, warm_up  # noqa: E402
 
 # Under daphne: on SIGTERM, let running replies finish before the process exits.
 install_shutdown_hook()
@@ -30,6 +31,9 @@ install_shutdown_hook()
 install_eager_writes()
 
 warm_up()
+# Under daphne, as it starts serving: what was loaded to start is left out of the
+# garbage collector's passes.
+settle_collector_when_serving()
 
 # Every process runs the orphan check from its first request on.
 application = with_supervisor(

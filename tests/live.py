@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,40 @@ from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(script: str, env: dict[str, str] | None = None) -> str:
+    """What ``script`` printed, run in a fresh interpreter from the project's root."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def under_daphne_command_line(check: str, env: dict[str, str]) -> str:
+    """``daphne project.asgi:application`` (as ``make run`` starts it), up to where it
+    would listen: ``check`` (Python) runs in its place, once daphne has loaded Parley.
+    Returns what the process printed."""
+    script = "\n".join(
+        [
+            "import sys",
+            "from daphne.cli import CommandLineInterface",
+            "from daphne.server import Server",
+            "def run(server):",
+            "    assert server.application is not None",
+            textwrap.indent(textwrap.dedent(check).strip(), "    "),
+            "Server.run = run",
+            'sys.argv = ["daphne", "-b", "127.0.0.1", "-p", "0", "project.asgi:application"]',
+            "CommandLineInterface.entrypoint()",
+        ]
+    )
+    return run_python(script, env)
 
 
 def free_port() -> int:

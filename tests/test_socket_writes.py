@@ -11,9 +11,6 @@ outside daphne.
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 
 import pytest
@@ -21,7 +18,7 @@ from twisted.internet import protocol, tcp
 from twisted.internet.error import ConnectionLost
 
 from chat.socket_writes import eager_write
-from tests.live import ROOT, server_env
+from tests.live import run_python, server_env, under_daphne_command_line
 
 
 class WatchingReactor:
@@ -149,20 +146,6 @@ def test_a_lost_connection_is_left_for_twisted_to_report(sockets) -> None:
     assert isinstance(conn.doWrite(), ConnectionLost)
 
 
-def run_python(script: str, env: dict[str, str] | None = None) -> str:
-    """What ``script`` printed, run in a fresh interpreter from the project's root."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 def test_it_installs_over_twisteds_asyncio_reactor_once() -> None:
     printed = run_python(
         """
@@ -180,26 +163,13 @@ def test_it_installs_over_twisteds_asyncio_reactor_once() -> None:
 
 
 def test_daphnes_command_line_loads_parley_with_it_installed(tmp_path) -> None:
-    """``daphne project.asgi:application`` (``make run``), up to the point it would listen:
-    the check stands in for the server's run loop, after daphne loaded the application."""
-    env = server_env(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    printed = run_python(
+    printed = under_daphne_command_line(
         """
-        import sys
-        from daphne.cli import CommandLineInterface
-        from daphne.server import Server
-
-        def run(server):
-            from twisted.internet import _newtls, tcp
-            assert server.application is not None
-            assert tcp.Connection.write is not _newtls.ConnectionMixin.write, "not installed"
-            print("installed under daphne")
-
-        Server.run = run
-        sys.argv = ["daphne", "-b", "127.0.0.1", "-p", "0", "project.asgi:application"]
-        CommandLineInterface.entrypoint()
+        from twisted.internet import _newtls, tcp
+        assert tcp.Connection.write is not _newtls.ConnectionMixin.write, "not installed"
+        print("installed under daphne")
         """,
-        env,
+        server_env(f"sqlite:///{tmp_path / 'db.sqlite3'}"),
     )
     assert printed.splitlines()[-1] == "installed under daphne"
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
+import time
 
 import pytest
 from django.template import engines
 
 from chat import warmup
+from tests.live import daphne, run_python, server_env
 
 
 @pytest.fixture
@@ -53,3 +56,38 @@ def test_a_template_that_does_not_compile_is_logged_and_the_rest_still_are(
 def test_a_process_warms_up_once(cold_process):
     assert warmup.warm_up() > 0
     assert warmup.warm_up() == 0.0
+
+
+def test_a_served_process_leaves_what_it_loaded_to_start_out_of_the_collectors_passes(
+    tmp_path,
+):
+    log = tmp_path / "daphne.log"
+    with daphne(server_env(f"sqlite:///{tmp_path / 'db.sqlite3'}"), log):
+        deadline = time.monotonic() + 20
+        while "Collector settled" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        settled = re.search(
+            r"Collector settled: (\d+) objects .* every (\d+) allocations", log.read_text()
+        )
+    assert settled, log.read_text()
+    assert int(settled[1]) > 10_000  # Django, the project, its templates
+    assert int(settled[2]) == warmup.YOUNG_GENERATION
+
+
+def test_a_process_that_does_not_serve_keeps_the_collectors_defaults():
+    """Tests and management commands load Twisted's reactor (daphne is an installed app)
+    but never run it."""
+    printed = run_python(
+        """
+        import gc
+        import django
+        django.setup()
+        from chat.warmup import settle_collector_when_serving
+        threshold = gc.get_threshold()
+        assert settle_collector_when_serving() is True  # scheduled for when it serves
+        assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold
+        print("left alone")
+        """,
+        {**server_env("sqlite:///:memory:"), "DJANGO_SETTINGS_MODULE": "project.settings"},
+    )
+    assert printed == "left alone"
