@@ -20,18 +20,18 @@ logger = logging.getLogger(__name__)
 _installed = False
 
 
-def under_daphne() -> bool:
-    """Whether Twisted's reactor is loaded: daphne installs it before it loads the
-    application. So does every process with daphne among its installed apps (tests,
-    management commands), which never runs it: what must happen only while serving
-    waits for the reactor to run."""
+def reactor_loaded() -> bool:
+    """Whether Twisted's reactor is loaded, as daphne loads it before the application.
+    So does every process with daphne among its installed apps (tests, management
+    commands) without ever running it: what must happen only while serving waits for
+    the reactor to run."""
     return "twisted.internet.reactor" in sys.modules
 
 
 def install_shutdown_hook() -> bool:
     """Register the drain with the running Twisted reactor, if this is daphne."""
     global _installed
-    if _installed or not under_daphne():
+    if _installed or not reactor_loaded():
         return False
     from twisted.internet import defer, reactor
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chat.lifecycle import under_daphne
+from chat.lifecycle import reactor_loaded
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def install_eager_writes() -> bool:
     global _installed
     if _installed:
         return True
-    if not under_daphne():
+    if not reactor_loaded():
         return False
     from twisted.internet import _newtls, abstract, tcp
 

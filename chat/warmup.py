@@ -19,7 +19,7 @@ from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.urls import reverse
 
-from chat.lifecycle import under_daphne
+from chat.lifecycle import reactor_loaded
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def settle_collector_when_serving() -> bool:
     when Twisted's reactor runs, before the first connection is served. Tests and
     management commands load the reactor too (daphne is an installed app) but never run
     it, and keep Python's defaults. Whether it was scheduled."""
-    if not under_daphne():
+    if not reactor_loaded():
         return False
     from twisted.internet import reactor
 

@@ -11,7 +11,7 @@ import json
 import logging
 import ssl
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -206,11 +206,8 @@ def decode_json(raw: bytes | str) -> Any:
 def _default_headers() -> httpx.Headers:
     """The headers an ``httpx`` client sends with every request (``Accept``,
     ``Accept-Encoding`` for the decoders installed, ``User-Agent``...)."""
-    return httpx.AsyncClient(transport=httpx.MockTransport(_refuse), trust_env=False).headers
-
-
-def _refuse(request: httpx.Request) -> httpx.Response:  # pragma: no cover - never sent
-    raise httpx.UnsupportedProtocol("only for reading an httpx client's defaults", request=request)
+    unused = httpx.MockTransport(lambda request: httpx.Response(500))
+    return httpx.AsyncClient(transport=unused, trust_env=False).headers
 
 
 @lru_cache(maxsize=256)
@@ -242,27 +239,24 @@ def _post(
 
 
 @asynccontextmanager
-async def _sender(
-    transport: httpx.AsyncBaseTransport,
-) -> AsyncIterator[Callable[[httpx.Request], Awaitable[httpx.Response]]]:
-    """Sends requests through ``transport`` until the block ends, then closes it.
+async def _transport(endpoint: Endpoint) -> AsyncIterator[httpx.AsyncBaseTransport]:
+    """The endpoint's transport (a new one when it has none), closed after the request."""
+    transport = endpoint.transport or asyncio_transport(verify=tls_context())
+    try:
+        yield transport
+    finally:
+        await transport.aclose()
 
-    Straight to the transport, as an ``httpx`` client given a transport sends (it
+
+async def _send(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
+    """Straight to the transport, as an ``httpx`` client given a transport sends (it
     ignores proxy variables then too): a client made per request cost more of the event
     loop than writing the request did (reading the environment, parsing and merging
     URLs, a cookie jar), a third of what starting a reply cost when fifty started at
-    once.
-    """
-
-    async def send(request: httpx.Request) -> httpx.Response:
-        response = await transport.handle_async_request(request)
-        response.request = request
-        return response
-
-    try:
-        yield send
-    finally:
-        await transport.aclose()
+    once."""
+    response = await transport.handle_async_request(request)
+    response.request = request
+    return response
 
 
 @asynccontextmanager
@@ -281,12 +275,12 @@ async def open_stream(
     """
     timeouts = endpoint.timeouts
     headers = {**endpoint.headers, **(extra_headers or {})}
-    async with _sender(endpoint.transport or asyncio_transport(verify=tls_context())) as send:
+    async with _transport(endpoint) as transport:
         try:
             request = _post(endpoint, path, body, headers)
             # Waiting for the response head is waiting for the first token.
             async with asyncio.timeout(timeouts.first_token):
-                response = await send(request)
+                response = await _send(transport, request)
         except TimeoutError:
             raise UpstreamTimeoutError(first_token_timeout(timeouts)) from None
         except httpx.ConnectTimeout:
