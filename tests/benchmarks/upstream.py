@@ -1,5 +1,4 @@
-"""What reading an upstream stream costs this process, per chunk and per request, for each
-API.
+"""What starting and reading upstream streams cost this process, for each API.
 
     make bench-upstream
     python -m tests.benchmarks.upstream --streams 50 --tokens 300 --pace 100
