@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -209,13 +210,23 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=composer_error_frame(_("That request is not supported.")))
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels hops to a database thread to close old connections before every
-        # handler. A frame touches no database: forward it without the hop (one per
-        # frame per socket adds up under load).
-        if message.get("type") == "chat.frame":
+        """Channels' ``AsyncConsumer.dispatch`` without its database hop.
+
+        Channels closes old connections on the database thread before every handler:
+        a hop through the one thread every socket's stores share, for each send, each
+        acknowledgement and each frame. Every handler here that touches the database
+        does so through ``database_sync_to_async``, which closes old connections on
+        that thread before and after its work, so the hop only made each message wait
+        its turn behind everyone's stores (and the interpreter lock's switch interval)
+        before its handler could start.
+        """
+        if message.get("type") == "chat.frame":  # the hot path: no lookup
             await self.chat_frame(message)
             return
-        await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
         if event.get("snapshot"):

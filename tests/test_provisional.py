@@ -124,6 +124,9 @@ async def test_a_resent_message_takes_its_provisional_exchange_back(
         Message.objects.filter(conversation=conversation, role="assistant").last
     )()
     await receive_until(socket, is_final(reply.pk), within=20)
+    # The reply's end leaves the next turn (what the resend starts early from) just
+    # after its final frame goes out.
+    await actions.wait_for_running_replies()
 
     transcript = Transcript()
     await socket.send_to(text_data=_send("Where are we headed?", "prov-3"))
@@ -247,3 +250,35 @@ async def test_a_save_waiting_out_a_database_outage_does_not_hold_the_turn():
     async with database_turn():
         assert len(attempts) == 1
     assert await saving == "saved" and len(attempts) == 2
+
+
+async def test_a_send_shows_its_first_words_while_the_database_thread_is_occupied(
+    connect, owner, conversation, simulator, fast_frames
+):
+    """Nothing between a socket's message and its handler waits for the database
+    thread (Channels hops there before every handler): a send shows its message and
+    first words while that thread is busy with other work, and is stored after it."""
+    import asyncio
+    import threading
+
+    socket, _ = await connect(owner, conversation.pk)
+    await socket.receive_from()  # the catch-up: the conversation's last reply
+    assert await socket.receive_nothing(timeout=0.3)  # the socket's opening is done
+    transcript = Transcript()
+    release = threading.Event()
+    busy = asyncio.ensure_future(database_sync_to_async(release.wait)(10))
+    try:
+        await asyncio.sleep(0.05)  # the thread is in it
+        await socket.send_to(text_data=_send("Where are we headed?", "prov-7"))
+        await receive_until(
+            socket,
+            lambda f: "p-prov-7-r-" in f and DELTA.search(f) is not None,
+            transcript,
+            within=3,
+        )
+        assert not busy.done()
+        assert not any('data-ack="prov-7"' in frame for frame in transcript.frames)
+    finally:
+        release.set()
+        await busy
+    await receive_until(socket, lambda f: 'data-ack="prov-7"' in f, transcript)
