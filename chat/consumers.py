@@ -213,12 +213,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """Channels' ``AsyncConsumer.dispatch`` without its database hop.
 
         Channels closes old connections on the database thread before every handler:
-        a hop through the one thread every socket's stores share, for each send, each
-        acknowledgement and each frame. Every handler here that touches the database
-        does so through ``database_sync_to_async``, which closes old connections on
-        that thread before and after its work, so the hop only made each message wait
-        its turn behind everyone's stores (and the interpreter lock's switch interval)
-        before its handler could start.
+        a hop through the one thread every socket's stores share, for each send and
+        each acknowledgement (frames skipped it already). Every handler here that
+        touches the database does so through ``database_sync_to_async``, which closes
+        old connections on that thread before and after its work, so the hop only made
+        each message wait its turn behind everyone's stores (and the interpreter lock's
+        switch interval) before its handler could start.
         """
         if message.get("type") == "chat.frame":  # the hot path: no lookup
             await self.chat_frame(message)
