@@ -422,6 +422,7 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
         "direct_ttft": direct_ttft * 1000,
         "burst_ttft": _percentile(list(burst), 0.5) * 1000,
         "timeline": timeline,
+        "client_ids": [stream.marker.replace(" ", "-") for stream in streams],
     }
 
 
@@ -445,7 +446,7 @@ def median_of(runs: list[dict]) -> dict:  # type: ignore[type-arg]
         if key in added
         else sorted(run[key] for run in runs)[len(runs) // 2]
         for key in runs[0]
-        if key != "timeline"
+        if key not in ("timeline", "client_ids")
     }
 
 
@@ -459,6 +460,40 @@ def print_timeline(timeline: list[tuple[float, float]]) -> None:
         print(
             f"  {second:>4}: {len(lags):>5}, {_percentile(lags, 0.5) * 1000:.0f} / "
             f"{_percentile(lags, 0.99) * 1000:.0f}"
+        )
+
+
+#: The marks ``tests/benchmarks/trace/sitecustomize.py`` leaves, in a send's order.
+TRACE_MARKS = (
+    ("onmsg", "reaches daphne (autobahn's onMessage)"),
+    ("recv", "reaches the consumer's receive"),
+    ("early", "its early request's task starts"),
+    ("event", "its first event reaches the provisional reply"),
+    ("frame", "its first frame with words is built"),
+)
+
+
+def print_trace(trace_dir: Path, client_ids: list[str]) -> None:
+    """Each mark's p50 / p99 over the step's sends, in ms from the first ``onmsg``."""
+    time.sleep(1.5)  # the traced processes write their marks every half second
+    wanted = set(client_ids)
+    seen: dict[str, dict[str, float]] = {}
+    for path in trace_dir.glob("marks-*.jsonl"):
+        for line in path.read_text().splitlines():
+            at, kind, key = json.loads(line)
+            if key in wanted:
+                seen.setdefault(key, {}).setdefault(kind, at)
+    starts = [marks["onmsg"] for marks in seen.values() if "onmsg" in marks]
+    if not starts:
+        print("  (no traced sends)")
+        return
+    first = min(starts)
+    print(f"  the send… (of {len(wanted)}; ms after the first reached daphne, p50 / p99, sends)")
+    for kind, label in TRACE_MARKS:
+        times = [(marks[kind] - first) * 1000 for marks in seen.values() if kind in marks]
+        print(
+            f"  {label}: {_percentile(times, 0.5):.1f} / {_percentile(times, 0.99):.1f}, "
+            f"{len(times)}"
         )
 
 
@@ -493,6 +528,12 @@ def main() -> None:
         help="after each step, its per-token lag second by second",
     )
     parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="after each step, when its sends reached each stage in daphne "
+        "(tests/benchmarks/trace; it costs the burst a little)",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="exit 1 if any socket missed text or any stored reply differs (a smoke run)",
@@ -524,6 +565,12 @@ def main() -> None:
     wait_for_port(sim_port, simulator)
     sim_url = f"http://127.0.0.1:{sim_port}"
     env["DEMO_UPSTREAM_URL"] = sim_url
+    trace_dir = tmp / "trace"
+    trace_env: dict[str, str] = {}
+    if args.trace:
+        trace_dir.mkdir()
+        path = [str(Path(__file__).parent / "trace"), env.get("PYTHONPATH", "")]
+        trace_env = {"PARLEY_TRACE_DIR": str(trace_dir), "PYTHONPATH": os.pathsep.join(path)}
     servers = []
     for index in range(args.processes):
         port = free_port()
@@ -540,7 +587,7 @@ def main() -> None:
                 "project.asgi:application",
             ],
             cwd=ROOT,
-            env={**env, "DEMO_REPLY_TOKENS": str(args.tokens)},
+            env={**env, "DEMO_REPLY_TOKENS": str(args.tokens), **trace_env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -580,6 +627,8 @@ def main() -> None:
                 print_row(result, label="" if args.repeat == 1 else f"run {len(runs)}: ")
                 if args.timeline:
                     print_timeline(result["timeline"])
+                if args.trace:
+                    print_trace(trace_dir, result["client_ids"])
                 lost += result["missing"] + result["no_final"] + result["mismatched"]
             if args.repeat > 1:
                 print_row(median_of(runs), label="median: ")
