@@ -53,7 +53,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     version: str = "HTTP/1.1"
-    received_at: float = field(default_factory=time.monotonic)
+    #: When the whole request had been read (wall clock, comparable across processes).
+    received_at: float = field(default_factory=time.time)
     #: Which of the server's connections it came on (counted from 1).
     connection: int = 0
     disconnected_at: float | None = None
@@ -200,6 +201,7 @@ def _summary(record: RecordedRequest) -> dict[str, Any]:
         "path": record.path,
         "last_message": last if isinstance(last, str) else "",
         "connection": record.connection,
+        "received_at": record.received_at,
         "sent": list(zip(record.sent_at, record.sent, strict=True)),
     }
 

@@ -20,3 +20,24 @@ def answer_deltas(sent: Iterable[tuple[float, str]]) -> Iterator[tuple[float, st
                 content = (choice.get("delta") or {}).get("content")
                 if content:
                     yield at, content
+
+
+_TEXT_KEYS = ("content", "reasoning_content", "reasoning_details")
+
+
+def first_token_at(sent: Iterable[tuple[float, str]]) -> float | None:
+    """When the first piece of text or reasoning went out in OpenAI-style SSE: the
+    first chunk after the role chunk that carries any."""
+    for at, raw in sent:
+        for line in raw.splitlines():
+            if not line.startswith("data: ") or line.strip() == "data: [DONE]":
+                continue
+            try:
+                payload = json.loads(line[6:])
+            except ValueError:
+                continue
+            for choice in payload.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if any(delta.get(key) for key in _TEXT_KEYS):
+                    return at
+    return None

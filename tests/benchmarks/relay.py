@@ -27,6 +27,14 @@ the same simulator start with them, as the baseline. For each step it prints:
 - the control: the time to first token of as many direct clients at once as the step
   sends, run just before the step without Parley in the way (what a burst costs the
   simulator and the box, which the relay cannot take away).
+- the two legs of each send's first words that go through Parley, from the simulator's
+  own timestamps: sent → the simulator had read its request, and the simulator wrote
+  the first token → the first words were on the socket; the same two legs of the direct
+  clients (their medians); and what the relay added on them (each send's two legs
+  minus the direct ones), p50 and p99. Unlike the added TTFT, this leaves out the
+  simulator's own time between reading a request and writing its first token, which
+  grows with a burst (it is one Python process on the same cores) and which the three
+  direct clients, sent first, mostly miss.
 
 With DATABASE_URL set to PostgreSQL it creates a scratch database there (and drops it);
 otherwise it uses a SQLite file. Two processes need REDIS_URL.
@@ -49,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from providers.simulator.transcript import first_token_at
 from tests.live import ROOT, free_port, wait_for_port
 from tests.streams import STREAMING_BODY, region_text
 
@@ -280,8 +289,20 @@ async def follow(ws, stream: Stream, deadline: float) -> None:  # type: ignore[n
                     stream.showed(now, end)
 
 
-async def direct_baseline(sim_url: str, pace: float, tokens: int) -> float:
-    """Time to first token of a direct client of the same simulator (seconds)."""
+@dataclass
+class Direct:
+    """One direct client's request: when it was sent, and its first token read."""
+
+    marker: str
+    sent_at: float
+    ttft: float  # seconds; nan without a first token
+    first_at: float | None
+
+
+async def direct_baseline(
+    sim_url: str, pace: float, tokens: int, marker: str = "baseline"
+) -> Direct:
+    """A direct client of the same simulator, to its first token."""
     from providers.clients.minimax_openai import MiniMaxOpenAIClient
     from providers.clients.types import ChatMessage, ChatRequest, ReasoningDelta, TextDelta
 
@@ -291,17 +312,17 @@ async def direct_baseline(sim_url: str, pace: float, tokens: int) -> float:
         extra_headers={"x-simulator-pace": str(pace), "x-simulator-length": str(tokens)},
     )
     request = ChatRequest(
-        model="MiniMax-M2.7", messages=(ChatMessage(role="user", content="baseline"),)
+        model="MiniMax-M2.7", messages=(ChatMessage(role="user", content=marker),)
     )
-    started = time.monotonic()
-    first = None
+    sent_at, started = time.time(), time.monotonic()
+    first = first_at = None
     stream = client.stream(request)
     async for event in stream:
         if isinstance(event, (TextDelta, ReasoningDelta)) and first is None:
-            first = time.monotonic() - started
+            first, first_at = time.monotonic() - started, time.time()
             break
     await stream.aclose()  # type: ignore[attr-defined]
-    return first if first is not None else float("nan")
+    return Direct(marker, sent_at, first if first is not None else float("nan"), first_at)
 
 
 def emitted_text(summary: dict) -> tuple[str, list[tuple[int, float]]]:  # type: ignore[type-arg]
@@ -313,6 +334,21 @@ def emitted_text(summary: dict) -> tuple[str, list[tuple[int, float]]]:  # type:
         text += content
         marks.append((len(text), at))
     return text, marks
+
+
+def _legs(
+    summary: dict | None,  # type: ignore[type-arg]
+    sent_at: float,
+    first_at: float | None,
+) -> tuple[float, float] | None:
+    """(sent → the simulator had read the request, the simulator wrote the first token
+    → it was read), in seconds: the time on either side of the upstream's own."""
+    if summary is None or first_at is None:
+        return None
+    written = first_token_at(summary["sent"])
+    if written is None:
+        return None
+    return summary["received_at"] - sent_at, first_at - written
 
 
 def stored_replies(database_url: str, ids: list[int]) -> dict[int, str]:
@@ -344,14 +380,20 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
     ]
     # The control: as many direct clients of the simulator at once as the step sends,
     # without Parley. What a burst costs the simulator and this box, not the relay.
-    burst = await asyncio.gather(
-        *(direct_baseline(sim_url, args.pace, args.tokens) for _ in range(count))
-    )
+    burst = [
+        direct.ttft
+        for direct in await asyncio.gather(
+            *(direct_baseline(sim_url, args.pace, args.tokens) for _ in range(count))
+        )
+    ]
     await asyncio.sleep(0.5)
     cpu_before = [_cpu_seconds(pid) for pid in site.pids]
     wall_before = time.monotonic()
     baseline = asyncio.gather(
-        *(direct_baseline(sim_url, args.pace, args.tokens) for _ in range(BASELINE_CLIENTS))
+        *(
+            direct_baseline(sim_url, args.pace, args.tokens, f"baseline {step} {i}")
+            for i in range(BASELINE_CLIENTS)
+        )
     )
 
     async def send(ws, stream: Stream) -> None:  # type: ignore[no-untyped-def]
@@ -367,7 +409,8 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
         )
 
     await asyncio.gather(*(send(ws, s) for ws, s in zip(sockets, streams, strict=True)))
-    direct_ttft = _percentile(list(await baseline), 0.5)
+    directs = await baseline
+    direct_ttft = _percentile([direct.ttft for direct in directs], 0.5)
     await asyncio.gather(*followers)
     cpu = sum(_cpu_seconds(pid) for pid in site.pids) - sum(cpu_before)
     wall = time.monotonic() - wall_before
@@ -378,6 +421,16 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
     by_marker = {s["last_message"]: s for s in summaries}
     stored = stored_replies(site.database_url, [s.reply_id for s in streams if s.reply_id])
 
+    # The legs a direct client has too: its request reaching the simulator, and the
+    # simulator's first token reaching it.
+    direct_legs = [
+        legs
+        for direct in directs
+        if (legs := _legs(by_marker.get(direct.marker), direct.sent_at, direct.first_at))
+    ]
+    direct_in = _percentile([legs[0] for legs in direct_legs], 0.5)
+    direct_out = _percentile([legs[1] for legs in direct_legs], 0.5)
+    relay_in, relay_out, relay_added = [], [], []
     added_ttft, stored_ttft, lags, final_delays = [], [], [], []
     missing = no_final = mismatched = 0
     timeline: list[tuple[float, float]] = []  # (seconds since the first send, lag)
@@ -385,6 +438,11 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
     for stream in streams:
         if stream.first_words_at is not None:
             added_ttft.append((stream.first_words_at - stream.sent_at) - direct_ttft)
+        legs = _legs(by_marker.get(stream.marker), stream.sent_at, stream.first_words_at)
+        if legs:
+            relay_in.append(legs[0])
+            relay_out.append(legs[1])
+            relay_added.append(legs[0] - direct_in + legs[1] - direct_out)
         if stream.first_delta_at is not None:
             stored_ttft.append((stream.first_delta_at - stream.sent_at) - direct_ttft)
         if stream.final_at is None:
@@ -408,6 +466,14 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
         "streams": count,
         "ttft_p50": _percentile(added_ttft, 0.5) * 1000,
         "ttft_p99": _percentile(added_ttft, 0.99) * 1000,
+        "legs_p50": _percentile(relay_added, 0.5) * 1000,
+        "legs_p99": _percentile(relay_added, 0.99) * 1000,
+        "in_p50": _percentile(relay_in, 0.5) * 1000,
+        "in_p99": _percentile(relay_in, 0.99) * 1000,
+        "out_p50": _percentile(relay_out, 0.5) * 1000,
+        "out_p99": _percentile(relay_out, 0.99) * 1000,
+        "direct_in": direct_in * 1000,
+        "direct_out": direct_out * 1000,
         "stored_ttft_p50": _percentile(stored_ttft, 0.5) * 1000,
         "stored_ttft_p99": _percentile(stored_ttft, 0.99) * 1000,
         "lag_p50": _percentile(lags, 0.5) * 1000,
@@ -433,7 +499,11 @@ def print_row(result: dict, *, label: str = "") -> None:  # type: ignore[type-ar
         f"| {result['lag_p50']:.0f} / {result['lag_p99']:.0f} "
         f"| {result['final_p50']:.0f} / {result['final_p99']:.0f} | {result['cpu']:.0f} % "
         f"| {result['missing']} | {result['no_final']} | {result['mismatched']} "
-        f"| {result['snapshots']} | {result['direct_ttft']:.0f} | {result['burst_ttft']:.0f} |",
+        f"| {result['snapshots']} | {result['direct_ttft']:.0f} | {result['burst_ttft']:.0f} "
+        f"| {result['in_p50']:.1f} / {result['in_p99']:.1f} "
+        f"| {result['out_p50']:.1f} / {result['out_p99']:.1f} "
+        f"| {result['direct_in']:.1f} / {result['direct_out']:.1f} "
+        f"| {result['legs_p50']:.1f} / {result['legs_p99']:.1f} |",
         flush=True,
     )
 
@@ -474,7 +544,9 @@ TRACE_MARKS = (
 
 
 def print_trace(trace_dir: Path, client_ids: list[str]) -> None:
-    """Each mark's p50 / p99 over the step's sends, in ms from the first ``onmsg``."""
+    """Each mark's p50 / p99 over the step's sends, in ms from the first ``onmsg``;
+    then what daphne's event loop ran until the median early request started, and
+    until the last first words."""
     time.sleep(1.5)  # the traced processes write their marks every half second
     wanted = set(client_ids)
     seen: dict[str, dict[str, float]] = {}
@@ -495,6 +567,36 @@ def print_trace(trace_dir: Path, client_ids: list[str]) -> None:
             f"  {label}: {_percentile(times, 0.5):.1f} / {_percentile(times, 0.99):.1f}, "
             f"{len(times)}"
         )
+    ran = []
+    for path in trace_dir.glob("loop-*.jsonl"):
+        ran += [json.loads(line) for line in path.read_text().splitlines()]
+        path.unlink()  # the next step reads only its own
+    early = [marks["early"] for marks in seen.values() if "early" in marks]
+    frames = [marks["frame"] for marks in seen.values() if "frame" in marks]
+    if early:
+        print_loop_time(ran, first, _percentile(early, 0.5), "to the median early request")
+    if frames:
+        print_loop_time(ran, first, max(frames), "to the last first words")
+
+
+def print_loop_time(
+    ran: list[tuple[float, float, str]], start: float, end: float, span: str, *, most: int = 8
+) -> None:
+    """What daphne's event loop ran between ``start`` and ``end``: the busy share, and
+    the callbacks that took the most of it."""
+    totals: dict[str, list[float]] = {}
+    busy = 0.0
+    for at, took, what in ran:
+        if start <= at <= end:
+            busy += took
+            entry = totals.setdefault(what, [0, 0.0])
+            entry[0] += 1
+            entry[1] += took
+    window = (end - start) * 1000
+    print(f"  the event loop, {span} ({window:.1f} ms): busy {busy * 1000:.1f} ms")
+    ranked = sorted(totals.items(), key=lambda item: -item[1][1])
+    for what, (count, took) in ranked[:most]:
+        print(f"    {took * 1000:6.1f} ms in {count:4} runs of {what}")
 
 
 def main() -> None:
@@ -614,9 +716,12 @@ def main() -> None:
         "| per-token lag p50 / p99 (ms) | final frame after the last token p50 / p99 (ms) "
         "| daphne CPU "
         "| chars missing | no final frame | stored ≠ sent | snapshots | direct TTFT (ms) "
-        "| direct TTFT, N at once, p50 (ms) |"
+        "| direct TTFT, N at once, p50 (ms) "
+        "| send → the upstream has the request p50 / p99 (ms) "
+        "| the upstream wrote the first token → on the socket p50 / p99 (ms) "
+        "| the same two legs, direct (ms) | added on those legs p50 / p99 (ms) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lost = 0
     try:
         for count in steps:

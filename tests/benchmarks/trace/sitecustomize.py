@@ -11,15 +11,22 @@ send (keyed by its client id):
 - ``event``: the request's first text or reasoning reached the provisional reply;
 - ``frame``: the first frame with words was built for the socket.
 
+It also times every callback the event loop runs (``asyncio.events.Handle._run``), named
+by its coroutine for a task's step (with "(first step)" for a task's first), so the
+benchmark can say what the loop was busy with before each stage.
+
 A thread appends them to ``PARLEY_TRACE_DIR/marks-<pid>.jsonl`` every half second as
-``[unix time, mark, client id]``. Parsing each send twice and keeping the marks cost
+``[unix time, mark, client id]``, and the callbacks to ``loop-<pid>.jsonl`` as
+``[unix time, seconds, name]``. Parsing each send twice and keeping the marks cost
 the burst a little: traced runs show the shape, not the untraced figures.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.abc
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -29,6 +36,8 @@ from typing import Any
 
 _DIR = os.environ.get("PARLEY_TRACE_DIR")
 _marks: list[tuple[float, str, str]] = []
+#: (unix time at the start, seconds, what ran) of every event-loop callback.
+_ran: list[tuple[float, float, str]] = []
 
 
 def _mark(kind: str, key: str) -> None:
@@ -44,6 +53,43 @@ def _write_marks() -> None:
             del _marks[: len(taken)]
             with open(path, "a") as out:
                 out.writelines(json.dumps(mark) + "\n" for mark in taken)
+        if _ran:
+            taken_ran = _ran[:]
+            del _ran[: len(taken_ran)]
+            with open(os.path.join(_DIR or ".", f"loop-{os.getpid()}.jsonl"), "a") as out:
+                out.writelines(json.dumps(item) + "\n" for item in taken_ran)
+
+
+def _what(callback: Any) -> str:
+    """A callback's name; for a task's step, its coroutine's."""
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        coro = owner.get_coro()
+        name = getattr(coro, "__qualname__", type(coro).__name__)
+        if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == "CORO_CREATED":
+            return name + " (first step)"
+        return name
+    if isinstance(owner, asyncio.Future):
+        return "future callback"
+    inner = getattr(callback, "func", None)  # functools.partial
+    if inner is not None:
+        return _what(inner)
+    return getattr(callback, "__qualname__", type(callback).__name__)
+
+
+def _time_the_loop() -> None:
+    """Time every callback the event loop runs (``Handle._run`` is Python in 3.11)."""
+    handle = asyncio.events.Handle
+    run = handle._run
+    clock, wall = time.perf_counter, time.time
+
+    def timed_run(self: Any) -> None:
+        what = _what(self._callback)
+        started, at = clock(), wall()
+        run(self)
+        _ran.append((at, clock() - started, what))
+
+    handle._run = timed_run  # type: ignore[method-assign]
 
 
 def _client_id(text: str | bytes) -> str | None:
@@ -114,6 +160,7 @@ def _install() -> None:
 
     reply._take = traced_take  # type: ignore[method-assign]
     reply._frame = traced_frame  # type: ignore[method-assign]
+    _time_the_loop()
 
 
 class _AfterAsgi(importlib.abc.MetaPathFinder):
