@@ -161,7 +161,7 @@ def prepare(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, str], str]:
 
 
 def create_users(
-    env: dict[str, str], count: int, *, history: int = 0
+    env: dict[str, str], count: int, *, history: int = 0, script: str = "latin"
 ) -> tuple[list[str], list[int]]:
     os.environ.update(env)
     import django
@@ -185,21 +185,30 @@ def create_users(
         cookies.append(f"{settings.SESSION_COOKIE_NAME}={session.session_key}")
         conversations.append(conversation.pk)
     if history:
-        add_history(conversations, history)
+        add_history(conversations, history, script=script)
     return cookies, conversations
 
 
-def add_history(conversations: list[int], chars: int) -> None:
+def add_history(conversations: list[int], chars: int, *, script: str = "latin") -> None:
     """Earlier exchanges in every conversation, about ``chars`` characters in all: a
-    question and a long answer each, one statement per turn for all conversations."""
+    question and a long answer each, one statement per turn for all conversations.
+    ``script``: "latin" (plain ASCII) or "cjk" (Chinese, with ASCII code and numbers)."""
     from chat.models import Conversation, Message
 
-    answer = (
-        "Here is a longer answer, with a list and some code.\n\n"
-        + "".join(f"{n}. A point about item {n}, in a sentence or two.\n" for n in range(30))
-        + "\n```python\nprint('hello')\n```\n"
-    )
-    question = "Could you explain the next part in more detail, with an example?"
+    if script == "cjk":
+        answer = (
+            "这是一个更长的回答，包含一个列表和一些代码。\n\n"
+            + "".join(f"{n}. 关于第 {n} 项的要点，用一两句话说明。\n" for n in range(30))
+            + "\n```python\nprint('你好')\n```\n"
+        )
+        question = "你能更详细地解释下一部分吗？请举个例子。"
+    else:
+        answer = (
+            "Here is a longer answer, with a list and some code.\n\n"
+            + "".join(f"{n}. A point about item {n}, in a sentence or two.\n" for n in range(30))
+            + "\n```python\nprint('hello')\n```\n"
+        )
+        question = "Could you explain the next part in more detail, with an example?"
     turns = max(1, chars // (len(question) + len(answer)))
     parents: dict[int, int | None] = dict.fromkeys(conversations)
     for turn in range(turns):
@@ -625,6 +634,12 @@ def main() -> None:
         help="characters of earlier exchanges in every conversation before the first send",
     )
     parser.add_argument(
+        "--history-script",
+        choices=("latin", "cjk"),
+        default="latin",
+        help="the earlier exchanges' script: plain ASCII, or Chinese",
+    )
+    parser.add_argument(
         "--timeline",
         action="store_true",
         help="after each step, its per-token lag second by second",
@@ -645,7 +660,9 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="parley-relay-"))
     env, database_url = prepare(args, tmp)
-    cookies, conversations = create_users(env, max(steps), history=args.history)
+    cookies, conversations = create_users(
+        env, max(steps), history=args.history, script=args.history_script
+    )
 
     sim_port = free_port()
     simulator = subprocess.Popen(
@@ -709,7 +726,11 @@ def main() -> None:
         f"{backend}, {args.processes} daphne process(es), {args.tokens} tokens at "
         f"{args.pace:g} tok/s, first token after {args.upstream_ttft * 1000:g} ms, "
         f"frames every {args.frame_interval * 1000:g} ms, {os.cpu_count()} cores"
-        + (f", {args.history:,} characters of history per conversation" if args.history else "")
+        + (
+            f", {args.history:,} characters of {args.history_script} history per conversation"
+            if args.history
+            else ""
+        )
     )
     print(
         "| streams | added TTFT p50 / p99 (ms) | stored reply's first delta p50 / p99 (ms) "
