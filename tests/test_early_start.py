@@ -3,6 +3,7 @@ reply adopts it only when the stored send asks for exactly that request."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -11,6 +12,9 @@ from prometheus_client import REGISTRY
 
 from chat.actions import conversations
 from chat.models import Message, User
+from providers.clients import budget
+from providers.clients.budget import message_tokens
+from providers.clients.types import ChatMessage
 from tests.streams import Transcript, is_final, receive_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -55,6 +59,34 @@ async def test_a_send_starts_upstream_early_and_the_reply_adopts_it_turn_after_t
     body = asked[-1].body
     contents = [m["content"] for m in body["messages"] if m["role"] in ("user", "assistant")]
     assert contents[-3:] == ["Where are we headed?", first.content, "Where are we now?"]
+
+
+async def test_a_send_estimates_only_its_own_message_not_the_whole_history(
+    connect, owner, conversation, simulator, fast_frames, monkeypatch
+):
+    socket, _ = await connect(owner, conversation.pk)
+    await _exchange(socket, "Where are we headed? “Somewhere”, she said.", "early-4")
+    await _exchange(socket, "Where are we now?", "early-5")
+    remembered = conversations.next_turn(conversation.pk)
+    assert remembered is not None
+    # The persona's greeting, then the two exchanges.
+    roles = [message.role for message in remembered.messages]
+    assert roles == ["assistant", "user", "assistant", "user", "assistant"]
+    # Kept with the turn, one per message, as estimating them again would give.
+    assert remembered.message_costs == tuple(map(message_tokens, remembered.messages))
+    estimated: list[str] = []
+    real = budget.estimate_tokens
+    monkeypatch.setattr(
+        budget, "estimate_tokens", lambda text: estimated.append(text) or real(text)
+    )
+    prepared = remembered.request(ChatMessage(role="user", content="And next?"))
+    # The new message (and the persona, which is short), but none of the history.
+    assert "And next?" in estimated
+    history = {text for m in remembered.messages for text in (m.content, m.reasoning) if text}
+    assert history and not history & set(estimated)
+    assert prepared == dataclasses.replace(remembered, message_costs=()).request(
+        ChatMessage(role="user", content="And next?")
+    )
 
 
 async def test_an_early_request_that_no_longer_matches_the_conversation_is_dropped(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from providers.clients.errors import LimitExceededError, gettext_noop
@@ -43,7 +44,8 @@ def estimate_tokens(text: str) -> int:
     return len(text) - narrow + math.ceil(narrow / 3)
 
 
-def _message_tokens(message: ChatMessage) -> int:
+def message_tokens(message: ChatMessage) -> int:
+    """One message's estimate, overhead included: what ``fit_to_window`` counts for it."""
     return (
         PER_MESSAGE_OVERHEAD + estimate_tokens(message.content) + estimate_tokens(message.reasoning)
     )
@@ -74,18 +76,26 @@ class Budgeted:
     estimated_prompt_tokens: int
 
 
-def fit_to_window(request: ChatRequest, spec: ModelSpec, *, ratio: float = 1.0) -> Budgeted:
+def fit_to_window(
+    request: ChatRequest, spec: ModelSpec, *, ratio: float = 1.0, known: Sequence[int] = ()
+) -> Budgeted:
     """Drop the oldest turns until the prompt fits the window minus the output budget.
 
     The persona, its examples and the latest user turn are always kept; if they alone do
     not fit, the request is refused with a message that says so.
+
+    ``known``: the ``message_tokens`` of the request's first messages, when the caller
+    has them (a conversation's history, estimated once per turn rather than on every
+    send); the rest are estimated here.
     """
     ratio = min(max(ratio, MIN_RATIO), MAX_RATIO)
     output = request.max_output_tokens or spec.default_output_tokens
     available = int((spec.context_window - output) * (1 - SAFETY_MARGIN))
     fixed = _persona_tokens(request.persona)
     messages = list(request.messages)
-    costs = [_message_tokens(message) for message in messages]
+    if len(known) > len(messages):
+        raise ValueError("more estimates than messages")
+    costs = [*known, *(message_tokens(message) for message in messages[len(known) :])]
 
     def total() -> int:
         return math.ceil((fixed + sum(costs)) * ratio)

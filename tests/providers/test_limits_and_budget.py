@@ -13,7 +13,12 @@ from providers.catalog import (
     MINIMAX_OPENAI,
     default_spec,
 )
-from providers.clients.budget import calibrated_ratio, estimate_tokens, fit_to_window
+from providers.clients.budget import (
+    calibrated_ratio,
+    estimate_tokens,
+    fit_to_window,
+    message_tokens,
+)
 from providers.clients.errors import LimitExceededError
 from providers.clients.limits import check_limits
 from providers.clients.types import ChatMessage, ChatRequest, ExampleTurn, Persona
@@ -142,6 +147,17 @@ def test_a_history_that_fits_is_left_alone():
     request = ChatRequest(model="MiniMax-M2.7", messages=_long_history(3))
     result = fit_to_window(request, M27)
     assert result.dropped == 0 and result.request == request
+
+
+def test_known_estimates_of_the_history_trim_it_exactly_as_estimating_it_again():
+    persona = Persona(system_prompt="Stay in character.")
+    request = ChatRequest(
+        model="M2-her", messages=_long_history(20), persona=persona, max_output_tokens=512
+    )
+    known = [message_tokens(message) for message in request.messages[:-1]]
+    assert fit_to_window(request, HER, known=known) == fit_to_window(request, HER)
+    with pytest.raises(ValueError):
+        fit_to_window(request, HER, known=[*known, 1, 1])
 
 
 def test_a_message_too_long_for_the_window_is_refused_clearly():
