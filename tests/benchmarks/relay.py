@@ -90,6 +90,14 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def _p50_p99(name: str, seconds: list[float]) -> dict[str, float]:
+    """``{name}_p50`` and ``{name}_p99``, in ms."""
+    return {
+        f"{name}_p50": _percentile(seconds, 0.5) * 1000,
+        f"{name}_p99": _percentile(seconds, 0.99) * 1000,
+    }
+
+
 @dataclass
 class Stream:
     """One socket's view of one reply."""
@@ -473,22 +481,15 @@ async def run_step(site: Site, sim_url: str, count: int, args: argparse.Namespac
                 timeline.append((arrived - first_send, arrived - marks[position][1]))
     return {
         "streams": count,
-        "ttft_p50": _percentile(added_ttft, 0.5) * 1000,
-        "ttft_p99": _percentile(added_ttft, 0.99) * 1000,
-        "legs_p50": _percentile(relay_added, 0.5) * 1000,
-        "legs_p99": _percentile(relay_added, 0.99) * 1000,
-        "in_p50": _percentile(relay_in, 0.5) * 1000,
-        "in_p99": _percentile(relay_in, 0.99) * 1000,
-        "out_p50": _percentile(relay_out, 0.5) * 1000,
-        "out_p99": _percentile(relay_out, 0.99) * 1000,
+        **_p50_p99("ttft", added_ttft),
+        **_p50_p99("legs", relay_added),
+        **_p50_p99("in", relay_in),
+        **_p50_p99("out", relay_out),
         "direct_in": direct_in * 1000,
         "direct_out": direct_out * 1000,
-        "stored_ttft_p50": _percentile(stored_ttft, 0.5) * 1000,
-        "stored_ttft_p99": _percentile(stored_ttft, 0.99) * 1000,
-        "lag_p50": _percentile(lags, 0.5) * 1000,
-        "lag_p99": _percentile(lags, 0.99) * 1000,
-        "final_p50": _percentile(final_delays, 0.5) * 1000,
-        "final_p99": _percentile(final_delays, 0.99) * 1000,
+        **_p50_p99("stored_ttft", stored_ttft),
+        **_p50_p99("lag", lags),
+        **_p50_p99("final", final_delays),
         "cpu": 100 * cpu / wall,
         "missing": missing,
         "no_final": no_final,
