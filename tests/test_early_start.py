@@ -3,7 +3,6 @@ reply adopts it only when the stored send asks for exactly that request."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -14,7 +13,6 @@ from chat.actions import conversations
 from chat.models import Message, User
 from providers.clients import budget
 from providers.clients.budget import message_tokens
-from providers.clients.types import ChatMessage
 from tests.streams import Transcript, is_final, receive_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -79,14 +77,14 @@ async def test_a_send_estimates_only_its_own_message_not_the_whole_history(
     monkeypatch.setattr(
         budget, "estimate_tokens", lambda text: estimated.append(text) or real(text)
     )
-    prepared = remembered.request(ChatMessage(role="user", content="And next?"))
-    # The new message (and the persona, which is short), but none of the history.
-    assert "And next?" in estimated
+    adopted = _early("adopted")
+    third = await _exchange(socket, "And next?", "early-6")
+    assert third.status == "complete" and _early("adopted") == adopted + 1
+    # Started early, then stored: the new message (and the persona, which is short) was
+    # estimated, and none of the history, in either.
+    assert estimated.count("And next?") == 2
     history = {text for m in remembered.messages for text in (m.content, m.reasoning) if text}
     assert history and not history & set(estimated)
-    assert prepared == dataclasses.replace(remembered, message_costs=()).request(
-        ChatMessage(role="user", content="And next?")
-    )
 
 
 async def test_an_early_request_that_no_longer_matches_the_conversation_is_dropped(

@@ -46,14 +46,18 @@ class TurnBase:
     #: Who answers, as the page names them (a reply shown before its send is stored).
     speaker: str = ""
     #: Each of ``messages``' token estimates, made once per turn: every send fits the
-    #: history to the context window, on the event loop for an early start, and
-    #: estimating a long non-ASCII history cost about 0.6 ms per 100,000 characters.
-    #: Built from ``messages`` when not given (or not one per message).
+    #: history to the context window (on the event loop for an early start, then on the
+    #: database thread when stored), and estimating a long non-ASCII history cost about
+    #: 0.6 ms per 100,000 characters. Given for the first messages (those of the turn it
+    #: follows), the rest are estimated here.
     message_costs: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if len(self.message_costs) != len(self.messages):
-            costs = tuple(message_tokens(message) for message in self.messages)
+        known, messages = self.message_costs, self.messages
+        if len(known) > len(messages):
+            known = ()
+        if len(known) < len(messages):
+            costs = (*known, *map(message_tokens, messages[len(known) :]))
             object.__setattr__(self, "message_costs", costs)
 
     def request(self, *new: ChatMessage) -> PreparedRequest:
@@ -82,11 +86,7 @@ class TurnBase:
         return PreparedRequest(budgeted.request, budgeted.estimated_prompt_tokens, notices)
 
     def followed_by(self, *later: ChatMessage) -> TurnBase:
-        return replace(
-            self,
-            messages=(*self.messages, *later),
-            message_costs=(*self.message_costs, *map(message_tokens, later)),
-        )
+        return replace(self, messages=(*self.messages, *later))
 
 
 def as_chat_message(message: Message) -> ChatMessage | None:
@@ -150,14 +150,22 @@ def prepare_next_turn(user: User, conversation: Conversation) -> None:
 def turn_base(
     conversation: Conversation, option: registry.ModelOption, history: list[Message]
 ) -> TurnBase:
+    messages = tuple(m for m in map(as_chat_message, history) if m is not None)
+    # The turn this process remembers, when the history starts with its messages (the
+    # usual case: nobody changed the conversation meanwhile), has their estimates.
+    remembered = next_turn(conversation.pk)
+    known: tuple[int, ...] = ()
+    if remembered is not None and messages[: len(remembered.messages)] == remembered.messages:
+        known = remembered.message_costs
     return TurnBase(
         option=option,
         persona=_persona_for(conversation.persona),
         temperature=conversation.temperature,
         top_p=conversation.top_p,
         max_output_tokens=conversation.max_output_tokens,
-        messages=tuple(m for m in map(as_chat_message, history) if m is not None),
+        messages=messages,
         speaker=speaker_for(conversation),
+        message_costs=known,
     )
 
 
