@@ -17,6 +17,7 @@ from providers.clients.h1 import asyncio_transport
 from providers.clients.http import (
     Timeouts,
     bearer_endpoint,
+    encode_body,
     json_payloads,
     open_stream,
     sse_events,
@@ -191,6 +192,20 @@ def _head_lines(head: bytes) -> tuple[bytes, dict[bytes, bytes]]:
         name.strip().lower(): value.strip()
         for name, _, value in (line.partition(b":") for line in lines)
     }
+
+
+def test_a_body_is_the_json_an_httpx_client_would_have_sent():
+    text = "".join(map(chr, range(0x250))) + "\u2028\u2029\ufeff 这是一个回答 😀 \U0010ffff"
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": ""}],
+        "temperature": 0.7,
+        "top_p": 0.95,
+        "max_tokens": 2048,
+        "stream": True,
+        "stop": None,
+    }
+    assert encode_body(body) == httpx.Request("POST", "http://x/", json=body).content
 
 
 async def test_a_request_is_what_an_httpx_client_would_have_sent():
