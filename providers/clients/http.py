@@ -225,9 +225,13 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     send (orjson: 30 µs). The bytes are the same but for two things no upstream reads
     differently: floats under 1e-4 are written ``1e-7`` rather than ``1e-07``, and a NaN
     (which nothing here sends: limits are checked first) becomes ``null`` instead of an
-    error.
+    error. What orjson refuses (an integer over 64 bits, a key that is not a string, a
+    lone surrogate) the standard library encodes, or refuses, as before.
     """
-    return orjson.dumps(body)
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _post(

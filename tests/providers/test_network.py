@@ -208,6 +208,13 @@ def test_a_body_is_the_json_an_httpx_client_would_have_sent():
     assert encode_body(body) == httpx.Request("POST", "http://x/", json=body).content
 
 
+def test_a_body_orjson_refuses_is_encoded_or_refused_as_the_standard_library_does():
+    body = {"seed": 2**70, "metadata": {1: "one"}}  # too big for orjson; a key not a string
+    assert encode_body(body) == httpx.Request("POST", "http://x/", json=body).content
+    with pytest.raises(UnicodeEncodeError):
+        encode_body({"content": "a lone \ud800 surrogate"})
+
+
 async def test_a_request_is_what_an_httpx_client_would_have_sent():
     timeouts = Timeouts(connect=2, first_token=5, between_tokens=5, total=30)
     body = {"model": "m", "messages": [{"role": "user", "content": "é \u2028 <b>"}]}
