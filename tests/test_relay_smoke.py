@@ -54,7 +54,7 @@ def test_a_traced_run_says_when_each_send_reached_each_stage():
     ], result.stdout
     for line in loop:  # "the event loop, to … (12.3 ms): busy 4.5 ms"
         window, busy = (float(part.split(" ms")[0]) for part in line.split("(")[1].split(": busy "))
-        assert 0 <= busy <= window * 1.05 + 0.5, line
+        assert 0 <= busy <= window + 0.1, line  # counted within the span, rounded
     callbacks = [line.strip() for line in lines if line.startswith("    ") and " runs of " in line]
     # The early requests' first steps (writing them) are among what the loop ran.
     assert any(line.endswith("traced_pull (first step)") for line in callbacks), result.stdout

@@ -577,33 +577,38 @@ def print_trace(trace_dir: Path, client_ids: list[str]) -> None:
             f"  {label}: {_percentile(times, 0.5):.1f} / {_percentile(times, 0.99):.1f}, "
             f"{len(times)}"
         )
-    ran = []
-    for path in trace_dir.glob("loop-*.jsonl"):
-        ran += [json.loads(line) for line in path.read_text().splitlines()]
+    loops = []  # each daphne process's callbacks
+    for path in sorted(trace_dir.glob("loop-*.jsonl")):
+        loops.append([json.loads(line) for line in path.read_text().splitlines()])
         path.unlink()  # the next step reads only its own
     early = [marks["early"] for marks in seen.values() if "early" in marks]
     frames = [marks["frame"] for marks in seen.values() if "frame" in marks]
-    if early:
-        print_loop_time(ran, first, _percentile(early, 0.5), "to the median early request")
-    if frames:
-        print_loop_time(ran, first, max(frames), "to the last first words")
+    for index, ran in enumerate(loops, 1):
+        loop = "the event loop" + (f" of daphne {index}" if len(loops) > 1 else "")
+        if early:
+            median = _percentile(early, 0.5)
+            print_loop_time(ran, first, median, f"{loop}, to the median early request")
+        if frames:
+            print_loop_time(ran, first, max(frames), f"{loop}, to the last first words")
 
 
 def print_loop_time(
     ran: list[tuple[float, float, str]], start: float, end: float, span: str, *, most: int = 8
 ) -> None:
-    """What daphne's event loop ran between ``start`` and ``end``: the busy share, and
-    the callbacks that took the most of it."""
+    """What one event loop ran between ``start`` and ``end`` (each callback counted for
+    the part of it inside that span): the busy share, and the callbacks that took the
+    most of it."""
     totals: dict[str, list[float]] = {}
     busy = 0.0
     for at, took, what in ran:
-        if start <= at <= end:
-            busy += took
+        inside = min(at + took, end) - max(at, start)
+        if inside > 0:
+            busy += inside
             entry = totals.setdefault(what, [0, 0.0])
             entry[0] += 1
-            entry[1] += took
+            entry[1] += inside
     window = (end - start) * 1000
-    print(f"  the event loop, {span} ({window:.1f} ms): busy {busy * 1000:.1f} ms")
+    print(f"  {span} ({window:.1f} ms): busy {busy * 1000:.1f} ms")
     ranked = sorted(totals.items(), key=lambda item: -item[1][1])
     for what, (count, took) in ranked[:most]:
         print(f"    {took * 1000:6.1f} ms in {count:4} runs of {what}")
